@@ -1,0 +1,192 @@
+"""The workspace database, declared once with SQLAlchemy Core; Alembic versions it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _id() -> Column:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _ref(name: str, table: str, *, nullable: bool = False) -> Column:
+    return Column(name, Id, ForeignKey(f"{table}.id", ondelete="CASCADE"), nullable=nullable)
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False, unique=True),
+    _created_at(),
+)
+
+import_runs = Table(
+    "import_runs",
+    metadata,
+    _id(),
+    _ref("workspace_id", "workspaces"),
+    Column("kind", String(20), nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("dry_run", Boolean, nullable=False, server_default="0"),
+    Column("rows_total", Integer, nullable=False, server_default="0"),
+    Column("rows_done", Integer, nullable=False, server_default="0"),
+    Column("processed", Integer, nullable=False, server_default="0"),
+    Column("imported", Integer, nullable=False, server_default="0"),
+    Column("updated", Integer, nullable=False, server_default="0"),
+    Column("skipped", Integer, nullable=False, server_default="0"),
+    Column("failed", Integer, nullable=False, server_default="0"),
+    Column("normalised_phones", Integer, nullable=False, server_default="0"),
+    Column("conversations_created", Integer, nullable=False, server_default="0"),
+    Column("dropped_attachments", Integer, nullable=False, server_default="0"),
+    Column("ignored_columns", JSON, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("timings", JSON, nullable=False),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    CheckConstraint("kind IN ('contacts', 'messages')", name="kind"),
+    Index(None, "workspace_id", "kind", "file_sha256"),
+)
+
+row_errors = Table(
+    "row_errors",
+    metadata,
+    _id(),
+    _ref("run_id", "import_runs"),
+    Column("row", Integer, nullable=False),
+    Column("column", Text),
+    Column("value", Text),
+    Column("reason", String(40), nullable=False),
+    Column("detail", Text),
+    Index(None, "run_id", "row"),
+)
+
+property_definitions = Table(
+    "property_definitions",
+    metadata,
+    _id(),
+    _ref("workspace_id", "workspaces"),
+    Column("name", String(100), nullable=False),
+    Column("type", String(10), nullable=False),
+    _created_at(),
+    UniqueConstraint("workspace_id", "name"),
+    CheckConstraint("type IN ('text', 'number', 'boolean', 'date')", name="type"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    _id(),
+    _ref("workspace_id", "workspaces"),
+    Column("first_name", Text),
+    Column("last_name", Text),
+    Column("email", Text),
+    # lower(email): the database, not only the code, keeps emails unique case-insensitively
+    Column("email_key", Text),
+    Column("phone", Text),
+    Column("company", Text),
+    Column("properties", Document, nullable=False),
+    _ref("created_run_id", "import_runs", nullable=True),
+    _ref("updated_run_id", "import_runs", nullable=True),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True)),
+    UniqueConstraint("workspace_id", "email_key"),
+    UniqueConstraint("workspace_id", "phone"),
+    CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="contact_method"),
+    CheckConstraint("email_key = lower(email)", name="email_key"),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    _id(),
+    _ref("workspace_id", "workspaces"),
+    Column("name", String(200), nullable=False),
+    Column("phone", String(20), nullable=False),
+    _created_at(),
+    UniqueConstraint("workspace_id", "name"),
+    UniqueConstraint("workspace_id", "phone"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    _id(),
+    _ref("workspace_id", "workspaces"),
+    _ref("channel_id", "channels"),
+    # the participants' E.164 numbers, sorted and comma-joined: one conversation per set
+    Column("participants_key", Text, nullable=False),
+    Column("is_group", Boolean, nullable=False),
+    _ref("created_run_id", "import_runs", nullable=True),
+    _created_at(),
+    UniqueConstraint("channel_id", "participants_key"),
+)
+
+conversation_participants = Table(
+    "conversation_participants",
+    metadata,
+    _ref("conversation_id", "conversations"),
+    Column("phone", String(20), nullable=False),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="SET NULL")),
+    PrimaryKeyConstraint("conversation_id", "phone"),
+    Index(None, "phone"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    _id(),
+    _ref("workspace_id", "workspaces"),
+    _ref("channel_id", "channels"),
+    _ref("conversation_id", "conversations"),
+    Column("direction", String(8), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("text", Text, nullable=False),
+    # sha256 of direction, instant and text: with the conversation, what makes a message the same
+    Column("message_key", String(64), nullable=False),
+    Column("external_id", Text),
+    _ref("created_run_id", "import_runs", nullable=True),
+    _created_at(),
+    UniqueConstraint("conversation_id", "message_key"),
+    UniqueConstraint("channel_id", "external_id"),
+    CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
+)

@@ -1,0 +1,209 @@
+"""Open and guard a CSV file: format, encoding, header, limits and ragged rows.
+
+Polars parses the cells (fast); one pass of Python's C `csv` reader checks the
+structure Polars hides: it pads short rows and truncates long ones silently,
+and it knows no line numbers. Where the two parsers disagree on the number of
+records, or Polars cannot parse the file, the `csv` reader's parse is used.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import sys
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from mdpipe.config import Limits
+from mdpipe.errors import FileRefused, Reason, errors_where
+
+ROW = "row"
+FIRST_DATA_ROW = 2  # a spreadsheet shows the header as row 1
+_CHUNK_ROWS = 100_000
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class Source:
+    """A CSV file read as text cells, one positional column per header column, plus `row`."""
+
+    path: Path
+    headers: tuple[str, ...]
+    cells: pl.DataFrame
+    errors: pl.DataFrame
+    sha256: str
+    size_bytes: int
+
+    @property
+    def rows_read(self) -> int:
+        """Data records read (blank lines are not records)."""
+        return self.cells.height
+
+    def column_of(self, header_index: int) -> str:
+        """The name of the cells column that holds the header at `header_index`."""
+        return cell_column(header_index)
+
+
+def cell_column(index: int) -> str:
+    """The positional name of a cells column."""
+    return f"c{index}"
+
+
+def read_source(path: str | Path, *, limits: Limits) -> Source:
+    """The file's cells and its wrong-column-count errors; raises FileRefused for a bad file."""
+    path = Path(path)
+    size = _check_file(path, limits=limits)
+    headers, lengths = _scan_structure(path)
+    records = len(lengths)
+    rows = pl.DataFrame(
+        {
+            ROW: pl.int_range(FIRST_DATA_ROW, FIRST_DATA_ROW + records, dtype=pl.Int64, eager=True),
+            "cells_found": pl.Series(lengths, dtype=pl.Int64),
+        }
+    )
+    data_rows = rows.filter(pl.col("cells_found") > 0)
+    if data_rows.height == 0:
+        msg = f"{path.name}: the file has a header row but no data rows"
+        raise FileRefused(msg)
+    if limits.max_rows and data_rows.height > limits.max_rows:
+        msg = (
+            f"{path.name}: CSV file has too many rows: {data_rows.height:,} data rows "
+            f"(limit {limits.max_rows:,}). Split it into smaller files or raise the limit "
+            "with --max-rows (0 = no limit)"
+        )
+        raise FileRefused(msg)
+    cells = _read_cells(path, width=len(headers), records=records)
+    cells = pl.concat([cells, rows], how="horizontal").filter(pl.col("cells_found") > 0)
+    width = len(headers)
+    errors = errors_where(
+        cells,
+        pl.col("cells_found") != width,
+        reason=Reason.WRONG_COLUMN_COUNT,
+        column=None,
+        value=None,
+        detail=pl.format(f"expected {width} cells like the header, found {{}}", pl.col("cells_found")),
+    )
+    return Source(
+        path=path,
+        headers=headers,
+        cells=cells.drop("cells_found"),
+        errors=errors,
+        sha256=file_sha256(path),
+        size_bytes=size,
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of the file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_file(path: Path, *, limits: Limits) -> int:
+    if not path.exists():
+        msg = f"{path}: no such file"
+        raise FileRefused(msg)
+    if not path.is_file():
+        msg = f"{path}: not a file"
+        raise FileRefused(msg)
+    if path.suffix.lower() != ".csv":
+        msg = (
+            f"{path.name}: only CSV files (.csv) can be imported; "
+            "export Excel or other files to CSV (UTF-8) first"
+        )
+        raise FileRefused(msg)
+    size = path.stat().st_size
+    if limits.max_bytes and size > limits.max_bytes:
+        msg = (
+            f"{path.name}: CSV file is too large: {size / 1_048_576:.1f} MB "
+            f"(limit {limits.max_bytes / 1_048_576:.1f} MB). Split it into smaller files "
+            "or raise the limit with --max-bytes (0 = no limit)"
+        )
+        raise FileRefused(msg)
+    if size == 0:
+        msg = f"{path.name}: the file is empty; a CSV needs a header row"
+        raise FileRefused(msg)
+    return size
+
+
+def _scan_structure(path: Path) -> tuple[tuple[str, ...], array[int]]:
+    """The header and the number of cells of every data record (0 for a blank line)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            header = next(reader, None)
+            lengths = array("I", map(len, reader))
+        except UnicodeDecodeError:
+            raise FileRefused(_describe_bad_encoding(path)) from None
+        except csv.Error as exc:
+            msg = f"{path.name}: malformed CSV at line {reader.line_num}: {exc}"
+            raise FileRefused(msg) from None
+    if not header or all(not cell.strip() for cell in header):
+        msg = f"{path.name}: the first line is empty; a CSV needs a header row"
+        raise FileRefused(msg)
+    return tuple(cell.strip() for cell in header), lengths
+
+
+def _describe_bad_encoding(path: Path) -> str:
+    data = path.read_bytes()
+    hint = "re-save the file as CSV UTF-8"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return f"{path.name}: the file is UTF-16, not UTF-8; {hint}"
+    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        return f"{path.name}: this looks like an Excel workbook, not a CSV; export it to CSV UTF-8"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return (
+            f"{path.name}: not UTF-8: invalid byte 0x{data[exc.start]:02x} at byte offset "
+            f"{exc.start} (line {line}); {hint}"
+        )
+    return f"{path.name}: not UTF-8; {hint}"  # pragma: no cover - the csv pass found a bad byte
+
+
+def _read_cells(path: Path, *, width: int, records: int) -> pl.DataFrame:
+    schema = {cell_column(i): pl.String() for i in range(width)}
+    try:
+        cells = pl.read_csv(
+            path,
+            has_header=False,
+            skip_rows=1,
+            schema=schema,
+            truncate_ragged_lines=True,
+            empty_string_is_null=False,
+            missing_columns="insert",
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        return _read_cells_with_csv_module(path, width=width)
+    if cells.height != records:
+        return _read_cells_with_csv_module(path, width=width)
+    return cells
+
+
+def _read_cells_with_csv_module(path: Path, *, width: int) -> pl.DataFrame:
+    """The slower, exact parse: Python's csv reader, cut or padded to the header's width."""
+    frames = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
+        next(reader, None)
+        while chunk := list(itertools.islice(reader, _CHUNK_ROWS)):
+            fitted = [
+                row if len(row) == width else (row + [""] * width)[:width] for row in chunk
+            ]
+            columns = list(zip(*fitted, strict=True))
+            frames.append(
+                pl.DataFrame(
+                    {cell_column(i): pl.Series(columns[i], dtype=pl.String) for i in range(width)}
+                )
+            )
+    return pl.concat(frames)
