@@ -53,15 +53,16 @@ def errors_where(
     condition: pl.Expr,
     *,
     reason: Reason,
-    column: str | None,
+    column: str | pl.Expr | None,
     value: pl.Expr | None,
     detail: str | pl.Expr,
 ) -> pl.DataFrame:
     """One error row for each row of `frame` (which has a `row` column) where `condition` holds."""
     detail_expr = pl.lit(detail) if isinstance(detail, str) else detail
+    column_expr = column if isinstance(column, pl.Expr) else pl.lit(column, dtype=pl.String)
     return frame.filter(condition).select(
         pl.col("row").cast(pl.Int64),
-        pl.lit(column, dtype=pl.String).alias("column"),
+        column_expr.cast(pl.String).alias("column"),
         (value if value is not None else pl.lit(None)).cast(pl.String).alias("value"),
         pl.lit(str(reason)).alias("reason"),
         detail_expr.cast(pl.String).alias("detail"),

@@ -41,7 +41,8 @@ def _id() -> Column:
 
 
 def _ref(name: str, table: str, *, nullable: bool = False) -> Column:
-    return Column(name, Id, ForeignKey(f"{table}.id", ondelete="CASCADE"), nullable=nullable)
+    on_delete = "SET NULL" if nullable else "CASCADE"
+    return Column(name, Id, ForeignKey(f"{table}.id", ondelete=on_delete), nullable=nullable)
 
 
 def _created_at() -> Column:
@@ -120,7 +121,8 @@ contacts = Table(
     Column("first_name", Text),
     Column("last_name", Text),
     Column("email", Text),
-    # lower(email): the database, not only the code, keeps emails unique case-insensitively
+    # the lower-cased email: with the unique key below, the database keeps emails unique
+    # case-insensitively, whatever the code does
     Column("email_key", Text),
     Column("phone", Text),
     Column("company", Text),
@@ -132,7 +134,6 @@ contacts = Table(
     UniqueConstraint("workspace_id", "email_key"),
     UniqueConstraint("workspace_id", "phone"),
     CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="contact_method"),
-    CheckConstraint("email_key = lower(email)", name="email_key"),
 )
 
 channels = Table(

@@ -1,0 +1,143 @@
+"""Contact rows: from mapped cells to valid, normalised rows and their errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from mdpipe.errors import Reason
+from mdpipe.validate import (
+    PROPERTY_PROBLEMS,
+    normalise_emails,
+    normalise_phones,
+    problem_column,
+    typed_property,
+    validate_frame,
+)
+from schemas.contacts import STANDARD_FIELDS, contact_schema, typed_column
+
+DETAILS = {
+    Reason.MISSING_CONTACT_METHOD: "a contact needs an email or a phone number",
+    Reason.INVALID_EMAIL: "not a valid email address",
+    Reason.INVALID_PHONE: "not a valid E.164 phone number",
+}
+
+
+@dataclass(frozen=True)
+class ValidContacts:
+    """Rows that passed every check, in load shape, and the row errors of the others."""
+
+    rows: pl.DataFrame
+    errors: pl.DataFrame
+    normalised_phones: int
+
+
+def contact_fields(properties: Mapping[str, str]) -> tuple[str, ...]:
+    """The fields a contacts file can map to: the standard ones, then the custom properties."""
+    return (*STANDARD_FIELDS, *properties)
+
+
+def validate_contacts(
+    fields: pl.DataFrame,
+    *,
+    properties: Mapping[str, str],
+    headers: Mapping[str, str],
+    default_region: str | None,
+) -> ValidContacts:
+    """Normalise emails, phones and typed properties, then run the contacts schema."""
+    emails = normalise_emails(fields["email"])
+    phones = normalise_phones(fields["phone"], default_region=default_region)
+    frame = fields.with_columns(
+        emails["normalised"].alias("email_normalised"),
+        emails["problem"].alias(problem_column("email")),
+        phones["normalised"].alias("phone_e164"),
+        phones["problem"].alias(problem_column("phone")),
+        *(typed_property(pl.col(name), kind).alias(typed_column(name)) for name, kind in properties.items()),
+    )
+    details = {**DETAILS, Reason.TYPE_MISMATCH: "does not match the property's type"}
+    frame = frame.with_columns(
+        pl.when(pl.col(name).is_not_null() & pl.col(typed_column(name)).is_null())
+        .then(pl.lit(f"{PROPERTY_PROBLEMS.get(kind, '')} ({name} is a {kind} property)"))
+        .alias(problem_column(name))
+        for name, kind in properties.items()
+    )
+    schema = contact_schema(properties)
+    valid, errors = validate_frame(
+        frame.select(list(schema.columns)),
+        schema,
+        headers=headers,
+        details=details,
+    )
+    # problem columns of the properties are not in the schema: re-attach for the details
+    errors = _attach_property_problems(errors, frame, properties=properties, headers=headers)
+    normalised = valid.filter(pl.col("phone").is_not_null() & (pl.col("phone") != pl.col("phone_e164"))).height
+    return ValidContacts(rows=_load_shape(valid, properties), errors=errors, normalised_phones=normalised)
+
+
+def _attach_property_problems(
+    errors: pl.DataFrame,
+    frame: pl.DataFrame,
+    *,
+    properties: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> pl.DataFrame:
+    if not properties or errors.height == 0:
+        return errors
+    problems = pl.concat(
+        [
+            frame.select(
+                "row",
+                pl.lit(headers[name]).alias("column"),
+                pl.col(problem_column(name)).alias("property_problem"),
+            )
+            for name in properties
+        ]
+    ).drop_nulls("property_problem")
+    return (
+        errors.join(problems, on=["row", "column"], how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("reason") == str(Reason.TYPE_MISMATCH))
+            .then(pl.col("property_problem").fill_null(pl.col("detail")))
+            .otherwise(pl.col("detail"))
+            .alias("detail")
+        )
+        .drop("property_problem")
+    )
+
+
+def properties_json(properties: Mapping[str, str]) -> pl.Expr:
+    """A JSON object of the row's given properties; absent ones are left out, so a merge keeps them."""
+    if not properties:
+        return pl.lit("{}")
+    members = [
+        pl.when(pl.col(typed_column(name)).is_not_null()).then(
+            pl.struct(
+                (
+                    pl.col(typed_column(name)).cast(pl.String)
+                    if kind == "date"
+                    else pl.col(typed_column(name))
+                ).alias(name)
+            )
+            .struct.json_encode()
+            .str.strip_prefix("{")
+            .str.strip_suffix("}")
+        )
+        for name, kind in properties.items()
+    ]
+    body = pl.concat_str(members, separator=",", ignore_nulls=True)
+    return pl.concat_str([pl.lit("{"), body, pl.lit("}")])
+
+
+def _load_shape(valid: pl.DataFrame, properties: Mapping[str, str]) -> pl.DataFrame:
+    return valid.select(
+        "row",
+        "first_name",
+        "last_name",
+        pl.col("email_normalised").alias("email"),
+        pl.col("email_normalised").str.to_lowercase().alias("email_key"),
+        pl.col("phone_e164").alias("phone"),
+        "company",
+        properties_json(properties).alias("properties"),
+    )

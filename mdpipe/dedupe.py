@@ -1,0 +1,116 @@
+"""Plan what happens to each valid row: create, update, or skip as a duplicate.
+
+Everything is a vectorised join against the workspace's existing keys or a
+window over the file; no query per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from mdpipe.errors import Reason, concat_errors, errors_where
+
+OnDuplicate = Literal["skip", "update"]
+
+
+@dataclass(frozen=True)
+class ContactPlan:
+    """Rows to insert, rows to update (with `contact_id`), and the rows skipped or failed."""
+
+    new: pl.DataFrame
+    updates: pl.DataFrame
+    errors: pl.DataFrame
+
+
+def first_row_over(key: str) -> pl.Expr:
+    """The earliest row having the same non-null `key` (null where the key is null)."""
+    return pl.when(pl.col(key).is_not_null()).then(pl.col("row").min().over(key))
+
+
+def plan_contacts(
+    rows: pl.DataFrame,
+    existing: pl.DataFrame,
+    *,
+    on_duplicate: OnDuplicate,
+    headers: Mapping[str, str],
+) -> ContactPlan:
+    """The plan for valid contact rows against `existing` (id, email_key, phone)."""
+    seen = rows.with_columns(
+        first_row_over("email_key").alias("_email_first"),
+        first_row_over("phone").alias("_phone_first"),
+    )
+    email_repeat = pl.col("_email_first") < pl.col("row")
+    phone_repeat = pl.col("_phone_first") < pl.col("row")
+    in_file = errors_where(
+        seen,
+        email_repeat | phone_repeat,
+        reason=Reason.DUPLICATE_IN_FILE,
+        column=_header_of(email_repeat, headers),
+        value=pl.when(email_repeat).then(pl.col("email")).otherwise(pl.col("phone")),
+        detail=pl.when(email_repeat)
+        .then(pl.format("same email as row {}", pl.col("_email_first")))
+        .otherwise(pl.format("same phone as row {}", pl.col("_phone_first"))),
+    )
+    first_seen = seen.filter(~(email_repeat.fill_null(False) | phone_repeat.fill_null(False)))
+
+    by_email = existing.select(pl.col("id").alias("_id_by_email"), "email_key").drop_nulls("email_key")
+    by_phone = existing.select(pl.col("id").alias("_id_by_phone"), "phone").drop_nulls("phone")
+    matched = (
+        first_seen.join(by_email, on="email_key", how="left")
+        .join(by_phone, on="phone", how="left")
+        .with_columns(pl.coalesce("_id_by_email", "_id_by_phone").alias("contact_id"))
+    )
+    conflict = pl.col("_id_by_email").is_not_null() & pl.col("_id_by_phone").is_not_null() & (
+        pl.col("_id_by_email") != pl.col("_id_by_phone")
+    )
+    conflicts = errors_where(
+        matched,
+        conflict,
+        reason=Reason.CONFLICTING_CONTACTS,
+        column=headers.get("email"),
+        value=pl.col("email"),
+        detail=pl.format(
+            "email belongs to contact #{}, phone to contact #{}", pl.col("_id_by_email"), pl.col("_id_by_phone")
+        ),
+    )
+    matched = matched.filter(~conflict.fill_null(False))
+    existing_rows = matched.filter(pl.col("contact_id").is_not_null()).with_columns(
+        pl.col("row").min().over("contact_id").alias("_contact_first")
+    )
+    repeat_target = pl.col("_contact_first") < pl.col("row")
+    same_target = errors_where(
+        existing_rows,
+        repeat_target,
+        reason=Reason.DUPLICATE_IN_FILE,
+        column=_header_of(pl.col("_id_by_email").is_not_null(), headers),
+        value=pl.coalesce("email", "phone"),
+        detail=pl.format("matches the same existing contact #{} as row {}", pl.col("contact_id"), pl.col("_contact_first")),
+    )
+    existing_rows = existing_rows.filter(~repeat_target)
+    skipped_existing = errors_where(
+        existing_rows,
+        pl.lit(on_duplicate == "skip"),
+        reason=Reason.DUPLICATE_EXISTING,
+        column=_header_of(pl.col("_id_by_email").is_not_null(), headers),
+        value=pl.when(pl.col("_id_by_email").is_not_null()).then(pl.col("email")).otherwise(pl.col("phone")),
+        detail=pl.format(
+            "matches existing contact #{} by {}",
+            pl.col("contact_id"),
+            pl.when(pl.col("_id_by_email").is_not_null()).then(pl.lit("email")).otherwise(pl.lit("phone")),
+        ),
+    )
+    updates = existing_rows if on_duplicate == "update" else existing_rows.clear()
+    return ContactPlan(
+        new=matched.filter(pl.col("contact_id").is_null()).select(rows.columns),
+        updates=updates.select("contact_id", *rows.columns),
+        errors=concat_errors([in_file, conflicts, same_target, skipped_existing]),
+    )
+
+
+def _header_of(by_email: pl.Expr, headers: Mapping[str, str]) -> pl.Expr:
+    """The email column's header where `by_email` holds, else the phone column's."""
+    return pl.when(by_email).then(pl.lit(headers.get("email"))).otherwise(pl.lit(headers.get("phone")))
