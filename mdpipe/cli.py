@@ -68,12 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLAlchemy URL (default: $MDPIPE_DATABASE_URL, else sqlite:///mdpipe.db)",
     )
     common.add_argument(
-        "--workspace", default=DEFAULT_WORKSPACE, help="workspace name (default: %(default)s; created on first use)"
+        "--workspace",
+        default=DEFAULT_WORKSPACE,
+        help="workspace name (default: %(default)s; created on first use)",
     )
     parser = argparse.ArgumentParser(prog="mdpipe", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    imports = commands.add_parser("import", help="import a CSV file").add_subparsers(dest="kind", required=True)
+    imports = commands.add_parser("import", help="import a CSV file").add_subparsers(
+        dest="kind", required=True
+    )
     contacts = imports.add_parser("contacts", parents=[common], help="import contacts")
     _import_options(contacts)
     contacts.add_argument(
@@ -100,23 +104,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     channel_add = channels.add_parser("add", parents=[common], help="create a channel")
     channel_add.add_argument("name")
-    channel_add.add_argument("--phone", required=True, help="the line's number in E.164, e.g. +15551234567")
+    channel_add.add_argument(
+        "--phone", required=True, help="the line's number in E.164, e.g. +15551234567"
+    )
     channel_add.set_defaults(handler=_add_channel)
-    channels.add_parser("list", parents=[common], help="list channels").set_defaults(handler=_list_channels)
+    channels.add_parser("list", parents=[common], help="list channels").set_defaults(
+        handler=_list_channels
+    )
 
-    contacts_cmd = commands.add_parser("contacts", help="contacts").add_subparsers(dest="action", required=True)
+    contacts_cmd = commands.add_parser("contacts", help="contacts").add_subparsers(
+        dest="action", required=True
+    )
     export = contacts_cmd.add_parser("export", parents=[common], help="export contacts as CSV")
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.set_defaults(handler=_export_contacts)
 
-    runs = commands.add_parser("runs", help="past imports").add_subparsers(dest="action", required=True)
-    runs.add_parser("list", parents=[common], help="list import runs").set_defaults(handler=_list_runs)
+    runs = commands.add_parser("runs", help="past imports").add_subparsers(
+        dest="action", required=True
+    )
+    runs.add_parser("list", parents=[common], help="list import runs").set_defaults(
+        handler=_list_runs
+    )
     show = runs.add_parser("show", parents=[common], help="summary and row errors of one run")
     show.add_argument("run_id", type=int)
     show.add_argument("--json", action="store_true", help="print the run as JSON")
     show.set_defaults(handler=_show_run)
 
-    db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="action", required=True
+    )
     db.add_parser("upgrade", parents=[common], help="create or upgrade the schema").set_defaults(
         handler=_upgrade
     )
@@ -139,9 +155,15 @@ def _import_options(parser: argparse.ArgumentParser) -> None:
         help="read numbers without +country code as this region's, e.g. US",
     )
     parser.add_argument("--dry-run", action="store_true", help="do everything but write")
-    parser.add_argument("--errors-out", metavar="F.csv", help="write failed and skipped rows to this CSV")
-    parser.add_argument("--max-rows", type=int, help="row limit (default 5000, $MDPIPE_MAX_ROWS; 0 = none)")
-    parser.add_argument("--max-bytes", type=int, help="size limit (default 10 MB, $MDPIPE_MAX_BYTES; 0 = none)")
+    parser.add_argument(
+        "--errors-out", metavar="F.csv", help="write failed and skipped rows to this CSV"
+    )
+    parser.add_argument(
+        "--max-rows", type=int, help="row limit (default 5000, $MDPIPE_MAX_ROWS; 0 = none)"
+    )
+    parser.add_argument(
+        "--max-bytes", type=int, help="size limit (default 10 MB, $MDPIPE_MAX_BYTES; 0 = none)"
+    )
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
 
 
@@ -185,7 +207,11 @@ def _progress_bar(args: argparse.Namespace) -> Any:
         width = 30
         filled = width * done // total if total else width
         end = "\n" if done >= total else ""
-        print(f"\r{stage:>8} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}", end=end, file=sys.stderr)
+        print(
+            f"\r{stage:>8} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
+            end=end,
+            file=sys.stderr,
+        )
 
     return show
 
@@ -236,7 +262,18 @@ def _list_runs(args: argparse.Namespace) -> int:
         print(
             "\t".join(
                 str(run[k])
-                for k in ("id", "kind", "status", "processed", "imported", "updated", "skipped", "failed", "started_at", "file_name")
+                for k in (
+                    "id",
+                    "kind",
+                    "status",
+                    "processed",
+                    "imported",
+                    "updated",
+                    "skipped",
+                    "failed",
+                    "started_at",
+                    "file_name",
+                )
             )
         )
     return 0
@@ -265,7 +302,11 @@ def _show_run(args: argparse.Namespace) -> int:
     if errors.height:
         print("\nrow\tcolumn\treason\tvalue\tdetail")
         for row in errors.iter_rows():
-            print("\t".join("" if v is None else str(v) for v in (row[0], row[1], row[3], row[2], row[4])))
+            print(
+                "\t".join(
+                    "" if v is None else str(v) for v in (row[0], row[1], row[3], row[2], row[4])
+                )
+            )
     return 0
 
 

@@ -42,7 +42,9 @@ class Limits:
     def resolve(cls, *, max_rows: int | None = None, max_bytes: int | None = None) -> Limits:
         """Limits from the arguments, else MDPIPE_MAX_ROWS / MDPIPE_MAX_BYTES, else the defaults."""
         return cls(
-            max_rows=max_rows if max_rows is not None else _env_int("MDPIPE_MAX_ROWS", DEFAULT_MAX_ROWS),
+            max_rows=max_rows
+            if max_rows is not None
+            else _env_int("MDPIPE_MAX_ROWS", DEFAULT_MAX_ROWS),
             max_bytes=max_bytes
             if max_bytes is not None
             else _env_int("MDPIPE_MAX_BYTES", DEFAULT_MAX_BYTES),

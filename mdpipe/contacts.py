@@ -22,6 +22,7 @@ DETAILS = {
     Reason.MISSING_CONTACT_METHOD: "a contact needs an email or a phone number",
     Reason.INVALID_EMAIL: "not a valid email address",
     Reason.INVALID_PHONE: "not a valid E.164 phone number",
+    Reason.TYPE_MISMATCH: "does not match the property's type",
 }
 
 
@@ -54,9 +55,11 @@ def validate_contacts(
         emails["problem"].alias(problem_column("email")),
         phones["normalised"].alias("phone_e164"),
         phones["problem"].alias(problem_column("phone")),
-        *(typed_property(pl.col(name), kind).alias(typed_column(name)) for name, kind in properties.items()),
+        *(
+            typed_property(pl.col(name), kind).alias(typed_column(name))
+            for name, kind in properties.items()
+        ),
     )
-    details = {**DETAILS, Reason.TYPE_MISMATCH: "does not match the property's type"}
     frame = frame.with_columns(
         pl.when(pl.col(name).is_not_null() & pl.col(typed_column(name)).is_null())
         .then(pl.lit(f"{PROPERTY_PROBLEMS.get(kind, '')} ({name} is a {kind} property)"))
@@ -68,12 +71,16 @@ def validate_contacts(
         frame.select(list(schema.columns)),
         schema,
         headers=headers,
-        details=details,
+        details={str(k): v for k, v in DETAILS.items()},
     )
     # problem columns of the properties are not in the schema: re-attach for the details
     errors = _attach_property_problems(errors, frame, properties=properties, headers=headers)
-    normalised = valid.filter(pl.col("phone").is_not_null() & (pl.col("phone") != pl.col("phone_e164"))).height
-    return ValidContacts(rows=_load_shape(valid, properties), errors=errors, normalised_phones=normalised)
+    normalised = valid.filter(
+        pl.col("phone").is_not_null() & (pl.col("phone") != pl.col("phone_e164"))
+    ).height
+    return ValidContacts(
+        rows=_load_shape(valid, properties), errors=errors, normalised_phones=normalised
+    )
 
 
 def _attach_property_problems(

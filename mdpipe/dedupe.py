@@ -57,15 +57,19 @@ def plan_contacts(
     )
     first_seen = seen.filter(~(email_repeat.fill_null(False) | phone_repeat.fill_null(False)))
 
-    by_email = existing.select(pl.col("id").alias("_id_by_email"), "email_key").drop_nulls("email_key")
+    by_email = existing.select(pl.col("id").alias("_id_by_email"), "email_key").drop_nulls(
+        "email_key"
+    )
     by_phone = existing.select(pl.col("id").alias("_id_by_phone"), "phone").drop_nulls("phone")
     matched = (
         first_seen.join(by_email, on="email_key", how="left")
         .join(by_phone, on="phone", how="left")
         .with_columns(pl.coalesce("_id_by_email", "_id_by_phone").alias("contact_id"))
     )
-    conflict = pl.col("_id_by_email").is_not_null() & pl.col("_id_by_phone").is_not_null() & (
-        pl.col("_id_by_email") != pl.col("_id_by_phone")
+    conflict = (
+        pl.col("_id_by_email").is_not_null()
+        & pl.col("_id_by_phone").is_not_null()
+        & (pl.col("_id_by_email") != pl.col("_id_by_phone"))
     )
     conflicts = errors_where(
         matched,
@@ -74,7 +78,9 @@ def plan_contacts(
         column=headers.get("email"),
         value=pl.col("email"),
         detail=pl.format(
-            "email belongs to contact #{}, phone to contact #{}", pl.col("_id_by_email"), pl.col("_id_by_phone")
+            "email belongs to contact #{}, phone to contact #{}",
+            pl.col("_id_by_email"),
+            pl.col("_id_by_phone"),
         ),
     )
     matched = matched.filter(~conflict.fill_null(False))
@@ -88,7 +94,11 @@ def plan_contacts(
         reason=Reason.DUPLICATE_IN_FILE,
         column=_header_of(pl.col("_id_by_email").is_not_null(), headers),
         value=pl.coalesce("email", "phone"),
-        detail=pl.format("matches the same existing contact #{} as row {}", pl.col("contact_id"), pl.col("_contact_first")),
+        detail=pl.format(
+            "matches the same existing contact #{} as row {}",
+            pl.col("contact_id"),
+            pl.col("_contact_first"),
+        ),
     )
     existing_rows = existing_rows.filter(~repeat_target)
     skipped_existing = errors_where(
@@ -96,11 +106,15 @@ def plan_contacts(
         pl.lit(on_duplicate == "skip"),
         reason=Reason.DUPLICATE_EXISTING,
         column=_header_of(pl.col("_id_by_email").is_not_null(), headers),
-        value=pl.when(pl.col("_id_by_email").is_not_null()).then(pl.col("email")).otherwise(pl.col("phone")),
+        value=pl.when(pl.col("_id_by_email").is_not_null())
+        .then(pl.col("email"))
+        .otherwise(pl.col("phone")),
         detail=pl.format(
             "matches existing contact #{} by {}",
             pl.col("contact_id"),
-            pl.when(pl.col("_id_by_email").is_not_null()).then(pl.lit("email")).otherwise(pl.lit("phone")),
+            pl.when(pl.col("_id_by_email").is_not_null())
+            .then(pl.lit("email"))
+            .otherwise(pl.lit("phone")),
         ),
     )
     updates = existing_rows if on_duplicate == "update" else existing_rows.clear()
@@ -113,4 +127,6 @@ def plan_contacts(
 
 def _header_of(by_email: pl.Expr, headers: Mapping[str, str]) -> pl.Expr:
     """The email column's header where `by_email` holds, else the phone column's."""
-    return pl.when(by_email).then(pl.lit(headers.get("email"))).otherwise(pl.lit(headers.get("phone")))
+    return (
+        pl.when(by_email).then(pl.lit(headers.get("email"))).otherwise(pl.lit(headers.get("phone")))
+    )

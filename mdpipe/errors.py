@@ -34,13 +34,15 @@ class Reason(StrEnum):
 
 SKIP_REASONS = frozenset({Reason.DUPLICATE_IN_FILE, Reason.DUPLICATE_EXISTING})
 
-ERROR_SCHEMA: dict[str, pl.DataType] = {
-    "row": pl.Int64(),
-    "column": pl.String(),
-    "value": pl.String(),
-    "reason": pl.String(),
-    "detail": pl.String(),
-}
+ERROR_SCHEMA = pl.Schema(
+    {
+        "row": pl.Int64(),
+        "column": pl.String(),
+        "value": pl.String(),
+        "reason": pl.String(),
+        "detail": pl.String(),
+    }
+)
 
 
 def empty_errors() -> pl.DataFrame:

@@ -16,14 +16,20 @@ import polars as pl
 from sqlalchemy import Connection, Engine
 
 from mdpipe.config import DEFAULT_WORKSPACE, Limits
-from mdpipe.contacts import contact_fields, validate_contacts
+from mdpipe.contacts import validate_contacts
 from mdpipe.db.engine import connect_or_fail, transaction
 from mdpipe.db.load import batches
 from mdpipe.db.merge import existing_contact_keys, insert_contacts, update_contacts
 from mdpipe.db.runs import finish_run, record_progress, start_run
 from mdpipe.dedupe import OnDuplicate, plan_contacts
 from mdpipe.errors import MappingError, Reason, concat_errors, errors_where
-from mdpipe.mapping import CONTACT_FIELDS, ColumnMapping, describe_header, load_mapping_file, match_columns
+from mdpipe.mapping import (
+    CONTACT_FIELDS,
+    ColumnMapping,
+    describe_header,
+    load_mapping_file,
+    match_columns,
+)
 from mdpipe.report import RunSummary, summarise_run, write_errors_csv
 from mdpipe.source import ROW, Source, read_source
 from mdpipe.validate import prepare_fields
@@ -94,7 +100,9 @@ def _prepare(
     fields_for: Callable[[Connection, int | None], Mapping[str, tuple[str, ...]]],
 ) -> Prepared:
     with timer.stage("read"):
-        source = read_source(path, limits=Limits.resolve(max_rows=options.max_rows, max_bytes=options.max_bytes))
+        source = read_source(
+            path, limits=Limits.resolve(max_rows=options.max_rows, max_bytes=options.max_bytes)
+        )
     engine = connect_or_fail(database_url)
     with transaction(engine) as conn:
         workspace_id = (
@@ -108,7 +116,9 @@ def _prepare(
         headers = {f: describe_header(source.headers, i) for f, i in mapping.fields.items()}
         wrong_width = source.errors.select(ROW)
         cells = source.cells.join(wrong_width, on=ROW, how="anti")
-        frame = prepare_fields(Source(**{**asdict_shallow(source), "cells": cells}), mapping, list(fields))
+        frame = prepare_fields(
+            Source(**{**asdict_shallow(source), "cells": cells}), mapping, list(fields)
+        )
     return Prepared(source, engine, workspace_id, mapping, headers, frame)
 
 
@@ -136,7 +146,9 @@ def import_contacts(
         properties.update(list_properties(conn, workspace_id))
         return {**CONTACT_FIELDS, **{name: () for name in properties}}
 
-    prepared = _prepare(path, options=options, database_url=database_url, timer=timer, fields_for=fields_for)
+    prepared = _prepare(
+        path, options=options, database_url=database_url, timer=timer, fields_for=fields_for
+    )
     if not {"email", "phone"} & set(prepared.mapping.fields):
         msg = (
             f"no column maps to email or phone (columns: {', '.join(prepared.source.headers)}); "
@@ -152,7 +164,9 @@ def import_contacts(
         )
     with timer.stage("dedupe"), transaction(prepared.engine) as conn:
         existing = existing_contact_keys(conn, prepared.workspace_id)
-        plan = plan_contacts(valid.rows, existing, on_duplicate=options.on_duplicate, headers=prepared.headers)
+        plan = plan_contacts(
+            valid.rows, existing, on_duplicate=options.on_duplicate, headers=prepared.headers
+        )
     errors = concat_errors([prepared.source.errors, valid.errors, plan.errors])
     planned = pl.concat(
         [
@@ -223,10 +237,14 @@ def _run(
         rows_total=total,
     )
     try:
-        lost = _load_batches(prepared.engine, run_id, work, load=load, timer=timer, progress=progress, total=total)
+        lost = _load_batches(
+            prepared.engine, run_id, work, load=load, timer=timer, progress=progress, total=total
+        )
     except BaseException as exc:
         status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-        finish_run(prepared.engine, run_id, status=status, counts={"error": str(exc)[:2000]}, errors=None)
+        finish_run(
+            prepared.engine, run_id, status=status, counts={"error": str(exc)[:2000]}, errors=None
+        )
         raise
     lost_errors = errors_where(
         lost,
@@ -239,8 +257,12 @@ def _run(
     errors = concat_errors([errors, lost_errors])
     outcomes = planned.join(lost, on=ROW, how="anti")
     with timer.stage("report"):
-        summary = summarise_run(**summary_args, outcomes=outcomes, errors=errors, run_id=run_id, timings=timer.seconds)
-        finish_run(prepared.engine, run_id, status=summary.status, counts=summary.counts(), errors=errors)
+        summary = summarise_run(
+            **summary_args, outcomes=outcomes, errors=errors, run_id=run_id, timings=timer.seconds
+        )
+        finish_run(
+            prepared.engine, run_id, status=summary.status, counts=summary.counts(), errors=errors
+        )
         _write_errors(source, errors, options)
     return summary
 

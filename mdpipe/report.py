@@ -53,8 +53,17 @@ class RunSummary:
         return {
             k: getattr(self, k)
             for k in (
-                "processed", "imported", "updated", "skipped", "failed", "normalised_phones",
-                "conversations_created", "dropped_attachments", "reasons", "ignored_columns", "timings",
+                "processed",
+                "imported",
+                "updated",
+                "skipped",
+                "failed",
+                "normalised_phones",
+                "conversations_created",
+                "dropped_attachments",
+                "reasons",
+                "ignored_columns",
+                "timings",
             )
         }
 
@@ -79,7 +88,10 @@ def summarise_run(
     skipped = per_row.height - failed
     imported = outcomes.filter(pl.col("outcome") == "imported").height
     updated = outcomes.filter(pl.col("outcome") == "updated").height
-    if imported + updated + skipped + failed != processed or outcomes.join(per_row, on=ROW, how="semi").height:
+    if (
+        imported + updated + skipped + failed != processed
+        or outcomes.join(per_row, on=ROW, how="semi").height
+    ):
         msg = (
             f"internal error: buckets do not add up: processed {processed} != imported {imported} "
             f"+ updated {updated} + skipped {skipped} + failed {failed}"
@@ -87,7 +99,11 @@ def summarise_run(
         raise AssertionError(msg)
     reasons = {
         str(reason): count
-        for reason, count in errors.unique([ROW, "reason"]).group_by("reason").len().sort("reason").iter_rows()
+        for reason, count in errors.unique([ROW, "reason"])
+        .group_by("reason")
+        .len()
+        .sort("reason")
+        .iter_rows()
     }
     return RunSummary(
         kind=kind,
@@ -154,7 +170,8 @@ def summary_markdown(summary: RunSummary, *, errors_hint: str | None = None) -> 
     lines = [
         f"# {summary.kind.capitalize()} import: {summary.file_name}",
         "",
-        f"Status: **{summary.status}**" + (" (dry run: nothing was written)" if summary.dry_run else ""),
+        f"Status: **{summary.status}**"
+        + (" (dry run: nothing was written)" if summary.dry_run else ""),
         "",
         "| processed | imported | updated | skipped | failed |",
         "|---:|---:|---:|---:|---:|",
@@ -172,7 +189,10 @@ def summary_markdown(summary: RunSummary, *, errors_hint: str | None = None) -> 
     ignored = ", ".join(summary.ignored_columns) or "none"
     lines += ["", f"Ignored columns: {ignored}"]
     if summary.timings:
-        lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in summary.timings.items())]
+        lines += [
+            "",
+            "Timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in summary.timings.items()),
+        ]
     if errors_hint:
         lines += ["", errors_hint]
     return "\n".join(lines) + "\n"
@@ -199,7 +219,9 @@ def summary_table(summary: RunSummary) -> str:
     rows += [(f"  {reason}", str(count)) for reason, count in summary.reasons.items()]
     rows += [("ignored columns", ", ".join(summary.ignored_columns) or "none")]
     width = max(len(k) for k, _ in rows)
-    title = f"{summary.kind} import of {summary.file_name}" + (" (dry run)" if summary.dry_run else "")
+    title = f"{summary.kind} import of {summary.file_name}" + (
+        " (dry run)" if summary.dry_run else ""
+    )
     return "\n".join([title, *(f"{k.ljust(width)}  {v}" for k, v in rows)])
 
 

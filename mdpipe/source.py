@@ -86,7 +86,9 @@ def read_source(path: str | Path, *, limits: Limits) -> Source:
         reason=Reason.WRONG_COLUMN_COUNT,
         column=None,
         value=None,
-        detail=pl.format(f"expected {width} cells like the header, found {{}}", pl.col("cells_found")),
+        detail=pl.format(
+            f"expected {width} cells like the header, found {{}}", pl.col("cells_found")
+        ),
     )
     return Source(
         path=path,
@@ -143,9 +145,8 @@ def _scan_structure(path: Path) -> tuple[tuple[str, ...], array[int]]:
             lengths = array("I", map(len, reader))
         except UnicodeDecodeError:
             raise FileRefused(_describe_bad_encoding(path)) from None
-        except csv.Error as exc:
-            msg = f"{path.name}: malformed CSV at line {reader.line_num}: {exc}"
-            raise FileRefused(msg) from None
+        except csv.Error:
+            raise FileRefused(_describe_bad_quoting(path)) from None
     if not header or all(not cell.strip() for cell in header):
         msg = f"{path.name}: the first line is empty; a CSV needs a header row"
         raise FileRefused(msg)
@@ -168,6 +169,24 @@ def _describe_bad_encoding(path: Path) -> str:
             f"{exc.start} (line {line}); {hint}"
         )
     return f"{path.name}: not UTF-8; {hint}"  # pragma: no cover - the csv pass found a bad byte
+
+
+def _describe_bad_quoting(path: Path) -> str:
+    """Where the malformed record starts: a second, slow pass, on the error path only."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
+        start = 1
+        try:
+            for _ in reader:
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                return (
+                    f"{path.name}: malformed CSV: a quoted cell opened on line {start} is never "
+                    "closed (a missing closing quote)"
+                )
+            return f"{path.name}: malformed CSV in the record starting on line {start}: {exc}"
+    return f"{path.name}: malformed CSV"  # pragma: no cover - the first pass found an error
 
 
 def _read_cells(path: Path, *, width: int, records: int) -> pl.DataFrame:
@@ -197,9 +216,7 @@ def _read_cells_with_csv_module(path: Path, *, width: int) -> pl.DataFrame:
         reader = csv.reader(handle, strict=True)
         next(reader, None)
         while chunk := list(itertools.islice(reader, _CHUNK_ROWS)):
-            fitted = [
-                row if len(row) == width else (row + [""] * width)[:width] for row in chunk
-            ]
+            fitted = [row if len(row) == width else (row + [""] * width)[:width] for row in chunk]
             columns = list(zip(*fitted, strict=True))
             frames.append(
                 pl.DataFrame(

@@ -56,7 +56,11 @@ def check_distinct(values: pl.Series, check: Callable[[str], Verdict]) -> pl.Dat
         },
         schema={"value": pl.String, "normalised": pl.String, "problem": pl.String},
     )
-    return values.to_frame("value").join(lookup, on="value", how="left", maintain_order="left").drop("value")
+    return (
+        values.to_frame("value")
+        .join(lookup, on="value", how="left", maintain_order="left")
+        .drop("value")
+    )
 
 
 def phone_verdict(default_region: str | None) -> Callable[[str], Verdict]:
@@ -70,7 +74,10 @@ def phone_verdict(default_region: str | None) -> Callable[[str], Verdict]:
         elif not number.isdigit():
             return None, "not a phone number: expected + then 2 to 15 digits"
         elif not default_region:
-            return None, "no country code: write it as +<country code><number> or pass --default-region"
+            return (
+                None,
+                "no country code: write it as +<country code><number> or pass --default-region",
+            )
         else:
             region = default_region
         try:
@@ -90,7 +97,9 @@ def phone_verdict(default_region: str | None) -> Callable[[str], Verdict]:
 def normalise_phones(cells: pl.Series, *, default_region: str | None) -> pl.DataFrame:
     """E.164 form (`normalised`) or why not (`problem`) for each phone cell."""
     stripped = cells.str.replace_all(PHONE_PUNCTUATION, "")
-    return check_distinct(stripped, phone_verdict(default_region.upper() if default_region else None))
+    return check_distinct(
+        stripped, phone_verdict(default_region.upper() if default_region else None)
+    )
 
 
 def email_verdict(address: str) -> Verdict:
@@ -122,7 +131,9 @@ def typed_property(cell: pl.Expr, kind: str) -> pl.Expr:
     if kind == "number":
         return pl.when(cell.str.contains(NUMBER)).then(cell.cast(pl.Float64, strict=False))
     if kind == "boolean":
-        return cell.str.to_lowercase().replace_strict(BOOLEAN_WORDS, default=None, return_dtype=pl.Boolean)
+        return cell.str.to_lowercase().replace_strict(
+            BOOLEAN_WORDS, default=None, return_dtype=pl.Boolean
+        )
     if kind == "date":
         return pl.when(cell.str.contains(r"^\d{4}-\d{2}-\d{2}$")).then(
             cell.str.to_date("%Y-%m-%d", strict=False)
@@ -165,21 +176,21 @@ def _failures_as_errors(
     indexed = frame.with_row_index("index")
     parts = []
     for (column, check), group in row_level.group_by("column", "check", maintain_order=True):
-        reason = Reason(check)
-        column_name = column if column in frame.columns else None
-        problem = problem_column(column_name) if column_name else None
-        has_problem = problem is not None and problem in frame.columns
+        reason = str(Reason(check))
+        checked = column if column in frame.columns else None
+        default_detail = pl.lit(details.get(reason, reason))
+        problem = problem_column(checked) if checked else None
         picked = group.select(pl.col("index").cast(pl.UInt32)).join(indexed, on="index", how="left")
         parts.append(
             picked.select(
                 pl.col(ROW),
-                pl.lit(headers.get(column_name) if column_name else None, dtype=pl.String).alias("column"),
-                (pl.col(column_name) if column_name else pl.lit(None, dtype=pl.String)).cast(pl.String).alias("value"),
-                pl.lit(str(reason)).alias("reason"),
+                pl.lit(headers.get(checked) if checked else None, dtype=pl.String).alias("column"),
+                (pl.col(checked) if checked else pl.lit(None)).cast(pl.String).alias("value"),
+                pl.lit(reason).alias("reason"),
                 (
-                    pl.col(problem).fill_null(details.get(reason, reason))
-                    if has_problem
-                    else pl.lit(details.get(reason, str(reason)))
+                    pl.col(problem).fill_null(default_detail)
+                    if problem in frame.columns
+                    else default_detail
                 ).alias("detail"),
             )
         )

@@ -14,14 +14,16 @@ from mdpipe.db.tables import channels, property_definitions, workspaces
 from mdpipe.errors import SetupError
 from mdpipe.mapping import normalise_header
 from mdpipe.validate import E164, PROPERTY_TYPES, normalise_phones
-from schemas.contacts import STANDARD_FIELDS
+from schemas.contacts import PROPERTY_DTYPES, STANDARD_FIELDS
 
 PROPERTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ -]{0,62}$")
 
 
 def find_workspace(conn: Connection, name: str) -> int | None:
     """The workspace's id, or None if it does not exist yet."""
-    return conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar_one_or_none()
+    return conn.execute(
+        select(workspaces.c.id).where(workspaces.c.name == name)
+    ).scalar_one_or_none()
 
 
 def ensure_workspace(conn: Connection, name: str) -> int:
@@ -29,7 +31,9 @@ def ensure_workspace(conn: Connection, name: str) -> int:
     found = find_workspace(conn, name)
     if found is not None:
         return found
-    return conn.execute(insert(workspaces).values(name=name).returning(workspaces.c.id)).scalar_one()
+    return conn.execute(
+        insert(workspaces).values(name=name).returning(workspaces.c.id)
+    ).scalar_one()
 
 
 def list_properties(conn: Connection, workspace_id: int | None) -> dict[str, str]:
@@ -60,7 +64,9 @@ def add_property(engine: Engine, workspace: str, name: str, kind: str) -> None:
         if clash:
             msg = f"property name {name!r} is taken by {clash[0]!r}"
             raise SetupError(msg)
-        conn.execute(insert(property_definitions).values(workspace_id=workspace_id, name=name, type=kind))
+        conn.execute(
+            insert(property_definitions).values(workspace_id=workspace_id, name=name, type=kind)
+        )
 
 
 def channel_phone(phone: str) -> str:
@@ -107,6 +113,20 @@ def list_channels(conn: Connection, workspace_id: int | None) -> pl.DataFrame:
     )
 
 
+def _property_text(value: pl.Expr, kind: str) -> pl.Expr:
+    """A stored property value as the import reads it back (whole numbers without '.0')."""
+    if kind == "number":
+        whole = value.round(0) == value
+        return (
+            pl.when(whole)
+            .then(value.cast(pl.Int64).cast(pl.String))
+            .otherwise(value.cast(pl.String))
+        )
+    if kind == "boolean":
+        return value.cast(pl.String).str.to_lowercase()
+    return value.cast(pl.String)
+
+
 def export_contacts(engine: Engine, workspace: str, destination: Path | None) -> pl.DataFrame:
     """The workspace's contacts as the import reads them: standard fields, then one column a property."""
     with transaction(engine) as conn:
@@ -120,10 +140,14 @@ def export_contacts(engine: Engine, workspace: str, destination: Path | None) ->
             {"ws": workspace_id if workspace_id is not None else -1},
         )
     if properties:
-        decoded = frame["properties"].str.json_decode(
-            pl.Struct({name: pl.String for name in properties})
+        dtypes = {
+            name: PROPERTY_DTYPES[kind] if kind != "date" else pl.String
+            for name, kind in properties.items()
+        }
+        decoded = frame["properties"].str.json_decode(pl.Struct(dtypes))
+        frame = frame.with_columns(decoded.struct.unnest()).with_columns(
+            _property_text(pl.col(name), kind).alias(name) for name, kind in properties.items()
         )
-        frame = frame.with_columns(decoded.struct.unnest())
     frame = frame.drop("properties")
     if destination is not None:
         frame.write_csv(destination)

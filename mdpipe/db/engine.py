@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -93,7 +93,7 @@ def _use_real_sqlite_transactions(engine: Engine) -> None:
     # SQLAlchemy's documented recipe: autocommit at the driver, BEGIN from us.
     # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def _connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -101,7 +101,7 @@ def _use_real_sqlite_transactions(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -109,7 +109,12 @@ def _is_connection_error(exc: DBAPIError) -> bool:
     text_ = str(exc.orig).lower()
     return any(
         needle in text_
-        for needle in ("connection", "could not connect", "unable to open database", "server closed")
+        for needle in (
+            "connection",
+            "could not connect",
+            "unable to open database",
+            "server closed",
+        )
     )
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
-from sqlalchemy import Column, Connection, MetaData, Table, Text, BigInteger, text
+from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, Text, text
 
 from mdpipe.db.engine import is_postgres
 
@@ -24,24 +25,30 @@ def copy_rows(conn: Connection, table: str, frame: pl.DataFrame) -> None:
     columns = ", ".join(_quote(conn, c) for c in frame.columns)
     if is_postgres(conn):
         payload = frame.write_csv(include_header=False, null_value="", quote_style="non_numeric")
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {_quote(conn, table)} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
+        cursor = _driver_cursor(conn)
+        with cursor.copy(
+            f"COPY {_quote(conn, table)} ({columns}) FROM STDIN WITH (FORMAT csv)"
+        ) as copy:
             copy.write(payload)
         return
     marks = ", ".join("?" for _ in frame.columns)
     conn.exec_driver_sql(
         f"INSERT INTO {_quote(conn, table)} ({columns}) VALUES ({marks})",
-        frame.with_columns(pl.col(pl.Date).cast(pl.String)).rows(),  # type: ignore[arg-type]
+        frame.with_columns(pl.col(pl.Date).cast(pl.String)).rows(),
     )
 
 
-def read_frame(conn: Connection, query: str, schema: Schema, params: dict[str, object] | None = None) -> pl.DataFrame:
+def read_frame(
+    conn: Connection, query: str, schema: Schema, params: dict[str, object] | None = None
+) -> pl.DataFrame:
     """The rows of `query` as a frame: COPY TO STDOUT on PostgreSQL, a cursor on SQLite."""
     if is_postgres(conn):
-        bound = text(query).bindparams(**(params or {})).compile(
-            conn, compile_kwargs={"literal_binds": True}
+        bound = (
+            text(query)
+            .bindparams(**(params or {}))
+            .compile(conn, compile_kwargs={"literal_binds": True})
         )
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = _driver_cursor(conn)
         buffer = io.BytesIO()
         with cursor.copy(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv)") as copy:
             for block in copy:
@@ -92,7 +99,18 @@ def now_sql(conn: Connection) -> str:
 
 def batches(frame: pl.DataFrame, size: int) -> list[pl.DataFrame]:
     """`frame` in slices of at most `size` rows."""
-    return [frame.slice(offset, size) for offset in range(0, frame.height, size)] if frame.height else []
+    return (
+        [frame.slice(offset, size) for offset in range(0, frame.height, size)]
+        if frame.height
+        else []
+    )
+
+
+def _driver_cursor(conn: Connection) -> Any:
+    """psycopg's own cursor on the connection's transaction (for COPY)."""
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    return driver.cursor()
 
 
 def _quote(conn: Connection, name: str) -> str:

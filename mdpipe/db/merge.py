@@ -11,7 +11,9 @@ CONTACT_FIELDS = ("first_name", "last_name", "email", "email_key", "phone", "com
 _CONTACT_STAGE = [("row", "bigint"), *((f, "text") for f in CONTACT_FIELDS), ("properties", "text")]
 
 
-def insert_contacts(conn: Connection, batch: pl.DataFrame, *, workspace_id: int, run_id: int) -> pl.DataFrame:
+def insert_contacts(
+    conn: Connection, batch: pl.DataFrame, *, workspace_id: int, run_id: int
+) -> pl.DataFrame:
     """Insert new contacts; returns the rows (`row`) a concurrent import created first."""
     stage = create_staging(conn, "stage_contacts", _CONTACT_STAGE)
     copy_rows(conn, stage, batch.select(name for name, _ in _CONTACT_STAGE))
@@ -39,7 +41,9 @@ def insert_contacts(conn: Connection, batch: pl.DataFrame, *, workspace_id: int,
 
 def update_contacts(conn: Connection, batch: pl.DataFrame, *, run_id: int) -> int:
     """Overwrite matched contacts with the batch's non-empty cells; merge properties. Returns rows."""
-    stage = create_staging(conn, "stage_contact_updates", [("contact_id", "bigint"), *_CONTACT_STAGE])
+    stage = create_staging(
+        conn, "stage_contact_updates", [("contact_id", "bigint"), *_CONTACT_STAGE]
+    )
     copy_rows(conn, stage, batch.select("contact_id", *(name for name, _ in _CONTACT_STAGE)))
     assignments = ", ".join(f"{f} = COALESCE(s.{f}, contacts.{f})" for f in CONTACT_FIELDS)
     merged = json_merge(conn, "contacts.properties", "s.properties")

@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from mdpipe.db.engine import transaction
 from mdpipe.db.load import copy_rows, now_sql, read_frame
 from mdpipe.db.tables import import_runs, row_errors
-from sqlalchemy import text
 
 
 def start_run(
@@ -50,20 +49,45 @@ def record_progress(conn: Connection, run_id: int, rows_done: int) -> None:
     conn.execute(update(import_runs).where(import_runs.c.id == run_id).values(rows_done=rows_done))
 
 
-def finish_run(engine: Engine, run_id: int, *, status: str, counts: Mapping[str, Any], errors: pl.DataFrame | None) -> None:
+def finish_run(
+    engine: Engine,
+    run_id: int,
+    *,
+    status: str,
+    counts: Mapping[str, Any],
+    errors: pl.DataFrame | None,
+) -> None:
     """Close the run with its status, counts and row errors."""
     with transaction(engine) as conn:
         conn.execute(
-            text(f"UPDATE import_runs SET finished_at = {now_sql(conn)} WHERE id = :id"), {"id": run_id}
+            text(f"UPDATE import_runs SET finished_at = {now_sql(conn)} WHERE id = :id"),
+            {"id": run_id},
         )
-        conn.execute(update(import_runs).where(import_runs.c.id == run_id).values(status=status, **counts))
+        conn.execute(
+            update(import_runs).where(import_runs.c.id == run_id).values(status=status, **counts)
+        )
         if errors is not None and errors.height:
-            copy_rows(conn, "row_errors", errors.with_columns(pl.lit(run_id, dtype=pl.Int64).alias("run_id")))
+            copy_rows(
+                conn,
+                "row_errors",
+                errors.with_columns(pl.lit(run_id, dtype=pl.Int64).alias("run_id")),
+            )
 
 
 RUN_COLUMNS = (
-    "id", "kind", "file_name", "status", "processed", "imported", "updated", "skipped", "failed",
-    "rows_done", "rows_total", "started_at", "finished_at",
+    "id",
+    "kind",
+    "file_name",
+    "status",
+    "processed",
+    "imported",
+    "updated",
+    "skipped",
+    "failed",
+    "rows_done",
+    "rows_total",
+    "started_at",
+    "finished_at",
 )
 
 
@@ -90,21 +114,31 @@ def run_errors(conn: Connection, run_id: int) -> pl.DataFrame:
     return read_frame(
         conn,
         'SELECT "row", "column", value, reason, detail FROM row_errors WHERE run_id = :id ORDER BY "row", id',
-        {"row": pl.Int64(), "column": pl.String(), "value": pl.String(), "reason": pl.String(), "detail": pl.String()},
+        {
+            "row": pl.Int64(),
+            "column": pl.String(),
+            "value": pl.String(),
+            "reason": pl.String(),
+            "detail": pl.String(),
+        },
         {"id": run_id},
     )
 
 
 def completed_runs_of(conn: Connection, workspace_id: int, kind: str, sha256: str) -> int:
     """How many completed, non-dry runs imported a file with this sha256."""
-    return conn.execute(
-        select(import_runs.c.id).where(
-            import_runs.c.workspace_id == workspace_id,
-            import_runs.c.kind == kind,
-            import_runs.c.file_sha256 == sha256,
-            import_runs.c.status == "completed",
+    return (
+        conn.execute(
+            select(import_runs.c.id).where(
+                import_runs.c.workspace_id == workspace_id,
+                import_runs.c.kind == kind,
+                import_runs.c.file_sha256 == sha256,
+                import_runs.c.status == "completed",
+            )
         )
-    ).all().__len__()
+        .all()
+        .__len__()
+    )
 
 
 __all__ = ["row_errors"]

@@ -1,0 +1,86 @@
+"""The source stage: file-level refusals and row structure, on tiny files."""
+
+from __future__ import annotations
+
+import pytest
+
+from mdpipe.config import Limits
+from mdpipe.errors import FileRefused
+from mdpipe.source import read_source
+
+LIMITS = Limits()
+
+
+def errors_of(source) -> list[tuple[int, str]]:
+    return [(row, reason) for row, _, _, reason, _ in source.errors.iter_rows()]
+
+
+def test_crlf_quoted_commas_and_newlines_parse(write_csv):
+    path = write_csv('name,note\r\n"Smith, Ann","line one\r\nline two"\r\nBob,"say ""hi"""\r\n')
+    source = read_source(path, limits=LIMITS)
+    assert source.headers == ("name", "note")
+    assert source.cells.rows() == [
+        ("Smith, Ann", "line one\r\nline two", 2),
+        ("Bob", 'say "hi"', 3),
+    ]
+    assert source.errors.height == 0
+
+
+def test_ragged_rows_are_row_errors_numbered_as_a_spreadsheet(write_csv):
+    path = write_csv('a,b,c\n1,2,3\n4,5\n"x\ny",,\n6,7,8,9\n\n10,11,12\n')
+    source = read_source(path, limits=LIMITS)
+    assert errors_of(source) == [(3, "wrong-column-count"), (5, "wrong-column-count")]
+    assert source.cells["row"].to_list() == [2, 3, 4, 5, 7]
+    assert "found 2" in source.errors["detail"][0] and "found 4" in source.errors["detail"][1]
+
+
+def test_trailing_separator_counts_as_an_extra_cell(write_csv):
+    source = read_source(write_csv("a,b\n1,2,\n3,4\n"), limits=LIMITS)
+    assert errors_of(source) == [(2, "wrong-column-count")]
+
+
+def test_stray_quote_inside_a_cell_falls_back_to_the_exact_parser(write_csv):
+    source = read_source(write_csv("a,b\n5'11\",2\n3,4\n"), limits=LIMITS)
+    assert source.cells.select("c0", "c1").rows() == [("5'11\"", "2"), ("3", "4")]
+
+
+def test_bom_is_accepted(write_csv):
+    source = read_source(write_csv(b"\xef\xbb\xbfemail\nann@example.com\n"), limits=LIMITS)
+    assert source.headers == ("email",)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"email\nann@example.com\nb\xe9a@example.com\n", "byte 0xe9 at byte offset 23 (line 3)"),
+        (b"\xff\xfee\x00m\x00", "UTF-16"),
+        (b"", "empty"),
+        (b"\n\n", "header"),
+        (b"email,phone\n", "no data rows"),
+        (b"email,phone\n\n\n", "no data rows"),
+        (b'email\nok\n"unterminated\nmore\n', "opened on line 3"),
+    ],
+)
+def test_bad_files_are_refused_with_a_clear_message(write_csv, content, needle):
+    with pytest.raises(FileRefused, match=r"input\.csv") as caught:
+        read_source(write_csv(content), limits=LIMITS)
+    assert needle in str(caught.value)
+
+
+def test_non_csv_extension_is_refused(write_csv):
+    with pytest.raises(FileRefused, match="only CSV files"):
+        read_source(write_csv("a\n1\n", name="contacts.xlsx"), limits=LIMITS)
+
+
+def test_size_limit_uses_the_products_wording(write_csv):
+    path = write_csv("email\n" + "ann@example.com\n" * 100)
+    with pytest.raises(FileRefused, match="CSV file is too large"):
+        read_source(path, limits=Limits(max_rows=0, max_bytes=100))
+    assert read_source(path, limits=Limits(max_rows=0, max_bytes=0)).rows_read == 100
+
+
+def test_row_limit_counts_data_rows_not_blank_lines(write_csv):
+    path = write_csv("email\n" + "a@example.com\n\n" * 3)
+    assert read_source(path, limits=Limits(max_rows=3)).rows_read == 3
+    with pytest.raises(FileRefused, match="too many rows: 3 data rows"):
+        read_source(path, limits=Limits(max_rows=2))
