@@ -238,7 +238,14 @@ def _run(
     )
     try:
         lost = _load_batches(
-            prepared.engine, run_id, work, load=load, timer=timer, progress=progress, total=total
+            prepared.engine,
+            run_id,
+            work,
+            load=load,
+            timer=timer,
+            progress=progress,
+            total=total,
+            batch_size=options.batch_size,
         )
     except BaseException as exc:
         status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -276,7 +283,7 @@ def _load_batches(
     timer: StageTimer,
     progress: Progress | None,
     total: int,
-    batch_size: int = 50_000,
+    batch_size: int,
 ) -> pl.DataFrame:
     done = 0
     lost = [pl.DataFrame(schema={ROW: pl.Int64()})]

@@ -47,8 +47,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A URL to an empty database of each kind."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'mdpipe.db'}"
-        return
-    request.getfixturevalue("postgres_available")
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url(postgres_available: None) -> Iterator[str]:
+    """A URL to an empty PostgreSQL schema of its own."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(_libpq_dsn(POSTGRES_URL), autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")

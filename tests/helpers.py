@@ -14,7 +14,8 @@ from mdpipe.db.runs import run_errors
 def query(engine: Engine, sql: str, **params: Any) -> list[tuple[Any, ...]]:
     """Rows of `sql` as tuples."""
     with transaction(engine) as conn:
-        return [tuple(r) for r in conn.execute(text(sql), params).all()]
+        result = conn.execute(text(sql), params)
+        return [tuple(r) for r in result.all()] if result.returns_rows else []
 
 
 def error_tuples(errors: pl.DataFrame) -> list[tuple[int, str | None, str]]:

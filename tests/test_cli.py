@@ -1,0 +1,99 @@
+"""The `mdpipe` command: output contracts and exit statuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mdpipe.cli import EXIT_DATABASE, EXIT_REFUSED, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_json_prints_exactly_one_object_with_the_promised_keys(capsys, database_url, write_csv):
+    path = write_csv("Email,Phone\na@example.com,+15551234567\nbad,\n")
+    status, out, _ = run(
+        capsys, "import", "contacts", str(path), "--json", "--database-url", database_url
+    )
+    assert status == 0
+    data = json.loads(out)
+    assert list(data) == [
+        "run_id", "status", "processed", "imported", "updated", "skipped", "failed",
+        "normalised_phones", "ignored_columns", "reasons",
+    ]  # fmt: skip
+    assert (data["processed"], data["imported"], data["failed"]) == (2, 1, 1)
+    assert data["reasons"] == {"invalid-email": 1}
+
+
+def test_a_run_with_failed_rows_still_exits_zero_and_prints_a_table(
+    capsys, database_url, write_csv
+):
+    path = write_csv("Email\nbad\n")
+    status, out, _ = run(capsys, "import", "contacts", str(path), "--database-url", database_url)
+    assert status == 0
+    assert "failed" in out and "invalid-email" in out
+
+
+def test_a_refused_file_is_one_line_on_stderr_without_traceback(capsys, database_url, write_csv):
+    path = write_csv(b"email\n\xff\xfe\n")
+    status, out, err = run(capsys, "import", "contacts", str(path), "--database-url", database_url)
+    assert status == EXIT_REFUSED
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("mdpipe: error:") and "UTF-8" in err
+
+
+def test_an_unreachable_database_exits_non_zero_with_one_line(capsys, write_csv):
+    path = write_csv("Email\na@example.com\n")
+    url = "postgresql+psycopg://postgres:secret@127.0.0.1:1/none"
+    status, _, err = run(capsys, "import", "contacts", str(path), "--database-url", url)
+    assert status == EXIT_DATABASE
+    assert "unreachable" in err and "secret" not in err and err.count("\n") == 1
+
+
+def test_admin_commands(capsys, database_url, write_csv, tmp_path):
+    db = ["--database-url", database_url, "--workspace", "acme"]
+    assert run(capsys, "properties", "add", "tier", "--type", "number", *db)[0] == 0
+    assert run(capsys, "properties", "list", *db)[1] == "tier\tnumber\n"
+    status, _, err = run(capsys, "properties", "add", "Email", "--type", "text", *db)
+    assert status == EXIT_REFUSED and "taken" in err
+    assert run(capsys, "channels", "add", "Main line", "--phone", "+1 555 010 0000", *db)[0] == 0
+    assert run(capsys, "channels", "list", *db)[1] == "Main line\t+15550100000\n"
+    path = write_csv("Email,Tier\na@example.com,2\n")
+    assert run(capsys, "import", "contacts", str(path), *db)[0] == 0
+    out_file = tmp_path / "export.csv"
+    assert run(capsys, "contacts", "export", "-o", str(out_file), *db)[0] == 0
+    assert out_file.read_text().splitlines() == [
+        "first_name,last_name,email,phone,company,tier",
+        ",,a@example.com,,,2",
+    ]
+    status, out, _ = run(capsys, "runs", "list", *db)
+    assert status == 0 and "contacts" in out.splitlines()[1]
+    status, out, _ = run(capsys, "runs", "show", "1", "--json", *db)
+    assert json.loads(out)["imported"] == 1
+    assert run(capsys, "runs", "show", "99", *db)[0] == EXIT_REFUSED
+
+
+def test_the_installed_command_runs_the_readme_example(tmp_path):
+    env = {**os.environ, "MDPIPE_DATABASE_URL": ""}
+    env.pop("MDPIPE_DATABASE_URL")
+    mdpipe = Path(sys.executable).parent / "mdpipe"
+    result = subprocess.run(
+        [str(mdpipe), "import", "contacts", str(ROOT / "examples" / "contacts.csv"), "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["imported"] == 4
+    assert (tmp_path / "mdpipe.db").exists()

@@ -1,0 +1,98 @@
+"""Loading: batches are atomic, interrupted runs resume without duplicates, races lose cleanly."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import mdpipe.imports
+from mdpipe.db.engine import open_engine
+from mdpipe.imports import ImportOptions, import_contacts
+from tests.helpers import query
+
+
+def contacts_csv(count: int, start: int = 0) -> str:
+    lines = ["Email,Phone"]
+    lines += [f"user{i}@example.com,+1555{i:07d}" for i in range(start, start + count)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_failing_batch_leaves_nothing_half_written_and_a_rerun_finishes(
+    database_url, engine, write_csv, monkeypatch
+):
+    real_insert = mdpipe.imports.insert_contacts
+    calls = {"n": 0}
+
+    def insert_then_fail_second_batch(conn, batch, **kwargs):
+        calls["n"] += 1
+        lost = real_insert(conn, batch, **kwargs)  # the batch is written ...
+        if calls["n"] == 2:
+            raise ConnectionResetError("connection lost mid-batch")  # ... then the transaction dies
+        return lost
+
+    monkeypatch.setattr(mdpipe.imports, "insert_contacts", insert_then_fail_second_batch)
+    path = write_csv(contacts_csv(25))
+    options = ImportOptions(batch_size=10)
+    with pytest.raises(ConnectionResetError):
+        import_contacts(path, database_url=database_url, options=options)
+    assert query(engine, "SELECT count(*) FROM contacts") == [(10,)]
+    assert query(engine, "SELECT status, rows_done, error FROM import_runs") == [
+        ("failed", 10, "connection lost mid-batch")
+    ]
+
+    monkeypatch.setattr(mdpipe.imports, "insert_contacts", real_insert)
+    summary = import_contacts(path, database_url=database_url, options=options)
+    assert (summary.imported, summary.skipped) == (15, 10)
+    assert query(engine, "SELECT count(*), count(DISTINCT email_key) FROM contacts") == [(25, 25)]
+
+
+def test_progress_is_reported_per_batch(database_url, write_csv):
+    seen: list[tuple[str, int, int]] = []
+    import_contacts(
+        write_csv(contacts_csv(25)),
+        database_url=database_url,
+        options=ImportOptions(batch_size=10),
+        progress=lambda stage, done, total: seen.append((stage, done, total)),
+    )
+    assert seen == [("load", 0, 25), ("load", 10, 25), ("load", 20, 25), ("load", 25, 25)]
+
+
+def test_two_imports_racing_never_duplicate_a_contact(postgres_url, write_csv):
+    """Both plan against an empty workspace; the unique keys decide, the loser counts duplicates.
+
+    PostgreSQL only: SQLite serialises writers, so it has no such race.
+    """
+    database_url = postgres_url
+    engine = open_engine(database_url)
+    first = write_csv(contacts_csv(300), "a.csv")
+    second = write_csv(contacts_csv(300, start=150), "b.csv")
+    barrier = threading.Barrier(2)
+    real_load_batches = mdpipe.imports._load_batches
+    results = {}
+
+    def load_after_both_planned(*args, **kwargs):
+        barrier.wait(timeout=30)
+        return real_load_batches(*args, **kwargs)
+
+    mdpipe.imports._load_batches = load_after_both_planned
+    try:
+        threads = [
+            threading.Thread(
+                target=lambda p=p: results.__setitem__(
+                    p.name, import_contacts(p, database_url=database_url)
+                )
+            )
+            for p in (first, second)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        mdpipe.imports._load_batches = real_load_batches
+    a, b = results["a.csv"], results["b.csv"]
+    assert query(engine, "SELECT count(*) FROM contacts") == [(450,)]
+    assert a.imported + b.imported == 450
+    assert a.reasons.get("duplicate-existing", 0) + b.reasons.get("duplicate-existing", 0) == 150
+    assert a.processed == a.imported + a.skipped and b.processed == b.imported + b.skipped
