@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from mdpipe.errors import SKIP_REASONS, Reason
+from mdpipe.errors import SKIP_REASONS, empty_errors
 from mdpipe.source import ROW, Source, cell_column
 
 _SKIP = [str(r) for r in SKIP_REASONS]
@@ -36,6 +36,7 @@ class RunSummary:
     dropped_attachments: int = 0
     dry_run: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    errors: pl.DataFrame = field(default_factory=empty_errors, repr=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         """The `--json` object: the keys the kind promises, nothing else."""
@@ -45,8 +46,7 @@ class RunSummary:
         else:
             keys += ["skipped", "failed", "conversations_created", "dropped_attachments"]
         keys += ["ignored_columns", "reasons"]
-        data = asdict(self)
-        return {k: data[k] for k in keys}
+        return {k: getattr(self, k) for k in keys}
 
     def counts(self) -> dict[str, Any]:
         """The columns of the run record this summary fills."""
@@ -119,6 +119,7 @@ def summarise_run(
         ignored_columns=list(ignored_columns),
         dry_run=dry_run,
         timings={k: round(v, 3) for k, v in (timings or {}).items()},
+        errors=errors,
         **dict(extra or {}),
     )
 
@@ -225,4 +226,3 @@ def summary_table(summary: RunSummary) -> str:
     return "\n".join([title, *(f"{k.ljust(width)}  {v}" for k, v in rows)])
 
 
-__all__ = ["Reason"]

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select
 
 from mdpipe.db.engine import transaction
 from mdpipe.db.load import read_frame

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from mdpipe.db.engine import transaction
 from mdpipe.db.load import copy_rows, now_sql, read_frame
-from mdpipe.db.tables import import_runs, row_errors
+from mdpipe.db.tables import import_runs
 
 
 def start_run(
@@ -141,4 +141,3 @@ def completed_runs_of(conn: Connection, workspace_id: int, kind: str, sha256: st
     )
 
 
-__all__ = ["row_errors"]
