@@ -55,5 +55,3 @@ def log_summary(summary: RunSummary) -> dict[str, Any]:
     result = summary.as_json()
     logger.info("summary: %s", result)
     return result
-
-

@@ -224,5 +224,3 @@ def summary_table(summary: RunSummary) -> str:
         " (dry run)" if summary.dry_run else ""
     )
     return "\n".join([title, *(f"{k.ljust(width)}  {v}" for k, v in rows)])
-
-

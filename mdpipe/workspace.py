@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, text
 
 from mdpipe.db.engine import transaction
 from mdpipe.db.load import read_frame
@@ -31,9 +31,12 @@ def ensure_workspace(conn: Connection, name: str) -> int:
     found = find_workspace(conn, name)
     if found is not None:
         return found
-    return conn.execute(
-        insert(workspaces).values(name=name).returning(workspaces.c.id)
-    ).scalar_one()
+    # two first imports at once: the unique name decides, both get the same id
+    conn.execute(
+        text("INSERT INTO workspaces (name) VALUES (:name) ON CONFLICT (name) DO NOTHING"),
+        {"name": name},
+    )
+    return conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar_one()
 
 
 def list_properties(conn: Connection, workspace_id: int | None) -> dict[str, str]:

@@ -8,12 +8,12 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from prefect.client.orchestration import get_client  # noqa: E402
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey  # noqa: E402
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.testing.utilities import prefect_test_harness
 
-from flows.import_contacts import import_contacts  # noqa: E402
-from tests.helpers import query  # noqa: E402
+from flows.import_contacts import import_contacts
+from tests.helpers import query
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +25,14 @@ def prefect_server(tmp_path_factory):
 
 def artifacts(key: str) -> list:
     with get_client(sync_client=True) as client:
-        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
 
 
-def test_contacts_flow_imports_and_publishes_artifacts(prefect_server, database_url, engine, write_csv, monkeypatch):
+def test_contacts_flow_imports_and_publishes_artifacts(
+    prefect_server, database_url, engine, write_csv, monkeypatch
+):
     monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
     path = write_csv("Email,Phone\na@example.com,+15551234567\nbad,\n")
     result = import_contacts(str(path), workspace="Flow Test")

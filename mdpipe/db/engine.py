@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -57,6 +58,9 @@ def transaction(engine: Engine) -> Iterator[Connection]:
             msg = f"database {describe_url(engine)} is unreachable: {_first_line(exc.orig)}"
             raise DatabaseUnavailable(msg) from exc
         raise
+    except psycopg.OperationalError as exc:  # from psycopg's own cursor (COPY)
+        msg = f"database {describe_url(engine)} is unreachable: {_first_line(exc)}"
+        raise DatabaseUnavailable(msg) from exc
 
 
 def upgrade_schema(engine: Engine) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import polars as pl
+from psycopg.errors import UniqueViolation
 from sqlalchemy import Connection, text
 
+from mdpipe.db.engine import is_postgres
 from mdpipe.db.load import as_json, copy_rows, create_staging, json_merge, now_sql, read_frame
 
 CONTACT_FIELDS = ("first_name", "last_name", "email", "email_key", "phone", "company")
@@ -15,6 +17,16 @@ def insert_contacts(
     conn: Connection, batch: pl.DataFrame, *, workspace_id: int, run_id: int
 ) -> pl.DataFrame:
     """Insert new contacts; returns the rows (`row`) a concurrent import created first."""
+    if is_postgres(conn) and _copy_unless_conflict(
+        conn,
+        "contacts",
+        batch.select(*CONTACT_FIELDS, "properties").with_columns(
+            pl.lit(workspace_id, dtype=pl.Int64).alias("workspace_id"),
+            pl.lit(run_id, dtype=pl.Int64).alias("created_run_id"),
+            pl.lit(run_id, dtype=pl.Int64).alias("updated_run_id"),
+        ),
+    ):
+        return pl.DataFrame(schema={"row": pl.Int64()})
     stage = create_staging(conn, "stage_contacts", _CONTACT_STAGE)
     copy_rows(conn, stage, batch.select(name for name, _ in _CONTACT_STAGE))
     fields = ", ".join(CONTACT_FIELDS)
@@ -37,6 +49,22 @@ def insert_contacts(
         {"row": pl.Int64()},
         {"ws": workspace_id, "run": run_id},
     )
+
+
+def _copy_unless_conflict(conn: Connection, table: str, frame: pl.DataFrame) -> bool:
+    """COPY straight into `table`; False (and nothing written) if a unique key was taken meanwhile.
+
+    The plan already removed every known duplicate, so a conflict means a concurrent import:
+    then the caller takes the slower staging path, which skips the taken keys row by row.
+    """
+    savepoint = conn.begin_nested()
+    try:
+        copy_rows(conn, table, frame)
+    except UniqueViolation:  # raised by psycopg's own cursor, which COPY uses
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
 def update_contacts(conn: Connection, batch: pl.DataFrame, *, run_id: int) -> int:

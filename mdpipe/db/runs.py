@@ -139,5 +139,3 @@ def completed_runs_of(conn: Connection, workspace_id: int, kind: str, sha256: st
         .all()
         .__len__()
     )
-
-

@@ -45,6 +45,13 @@ def _ref(name: str, table: str, *, nullable: bool = False) -> Column:
     return Column(name, Id, ForeignKey(f"{table}.id", ondelete=on_delete), nullable=nullable)
 
 
+def _plain_ref(name: str, *, nullable: bool = False) -> Column:
+    """A reference without a FOREIGN KEY, for the bulk tables (contacts, messages): PostgreSQL
+    checks a foreign key with a trigger per row, which doubled COPY time here
+    (benchmarks/contacts.py). mdpipe is their only writer and never deletes what they point to."""
+    return Column(name, Id, nullable=nullable)
+
+
 def _created_at() -> Column:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
@@ -117,7 +124,7 @@ contacts = Table(
     "contacts",
     metadata,
     _id(),
-    _ref("workspace_id", "workspaces"),
+    _plain_ref("workspace_id"),
     Column("first_name", Text),
     Column("last_name", Text),
     Column("email", Text),
@@ -127,8 +134,8 @@ contacts = Table(
     Column("phone", Text),
     Column("company", Text),
     Column("properties", Document, nullable=False),
-    _ref("created_run_id", "import_runs", nullable=True),
-    _ref("updated_run_id", "import_runs", nullable=True),
+    _plain_ref("created_run_id", nullable=True),
+    _plain_ref("updated_run_id", nullable=True),
     _created_at(),
     Column("updated_at", DateTime(timezone=True)),
     UniqueConstraint("workspace_id", "email_key"),
@@ -167,7 +174,7 @@ conversation_participants = Table(
     metadata,
     _ref("conversation_id", "conversations"),
     Column("phone", String(20), nullable=False),
-    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="SET NULL")),
+    Column("contact_id", Id),
     PrimaryKeyConstraint("conversation_id", "phone"),
     Index(None, "phone"),
 )
@@ -176,16 +183,16 @@ messages = Table(
     "messages",
     metadata,
     _id(),
-    _ref("workspace_id", "workspaces"),
-    _ref("channel_id", "channels"),
-    _ref("conversation_id", "conversations"),
+    _plain_ref("workspace_id"),
+    _plain_ref("channel_id"),
+    _plain_ref("conversation_id"),
     Column("direction", String(8), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=False),
     Column("text", Text, nullable=False),
     # sha256 of direction, instant and text: with the conversation, what makes a message the same
     Column("message_key", String(64), nullable=False),
     Column("external_id", Text),
-    _ref("created_run_id", "import_runs", nullable=True),
+    _plain_ref("created_run_id", nullable=True),
     _created_at(),
     UniqueConstraint("conversation_id", "message_key"),
     UniqueConstraint("channel_id", "external_id"),
