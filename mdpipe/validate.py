@@ -162,10 +162,11 @@ def fast_phone_verdicts(distinct: pl.Series) -> pl.DataFrame:
         .filter(pl.col("national").str.len_chars() >= 2)
         .join(codes, on="cc", how="left")
     )
+    present = set(frame["cc"].unique().to_list())
     strippable = [
         (pl.col("cc") == cc) & pl.col("national").str.contains(f"^(?:{prefix})")
         for cc, prefix in codes.drop_nulls("prefix").select("cc", "prefix").iter_rows()
-        if cc in set(frame["cc"].unique().to_list())
+        if cc in present
     ]
     if strippable:
         frame = frame.filter(~pl.any_horizontal(strippable))

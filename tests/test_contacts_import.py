@@ -231,3 +231,19 @@ def test_the_run_record_keeps_counts_options_and_sha(database_url, engine, write
     )[0]
     assert (status, processed, failed, len(sha), rows_done) == ("completed", 2, 1, 64, 1)
     assert (json.loads(reasons) if isinstance(reasons, str) else reasons) == {"invalid-email": 1}
+
+
+def test_crm_exports_import_with_auto_mapping_alone(database_url, engine):
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    google = import_contacts(examples / "google_contacts.csv", database_url=database_url)
+    assert (google.imported, google.failed) == (3, 0)
+    outlook = import_contacts(examples / "outlook_contacts.csv", database_url=database_url)
+    assert (outlook.imported, outlook.failed) == (2, 0)
+    assert query(engine, "SELECT phone, company FROM contacts WHERE last_name = 'Fischer'") == [
+        ("+4915123456789", "Fischer GmbH")
+    ]
+    assert query(engine, "SELECT email FROM contacts WHERE last_name = 'Nguyen'") == [
+        ("tom.nguyen@example.org",)
+    ]
