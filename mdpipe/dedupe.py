@@ -130,3 +130,41 @@ def _header_of(by_email: pl.Expr, headers: Mapping[str, str]) -> pl.Expr:
     return (
         pl.when(by_email).then(pl.lit(headers.get("email"))).otherwise(pl.lit(headers.get("phone")))
     )
+
+
+@dataclass(frozen=True)
+class MessagePlan:
+    """Messages to insert and the rows skipped as repeats within the file."""
+
+    new: pl.DataFrame
+    errors: pl.DataFrame
+
+
+MESSAGE_IDENTITY = ("channel_id", "participants_key", "direction", "sent_at", "text")
+
+
+def plan_messages(rows: pl.DataFrame, *, headers: Mapping[str, str]) -> MessagePlan:
+    """Repeats inside the file: same conversation, direction, instant and text, or the same
+    external id on the same channel, as an earlier valid row. The database's unique keys
+    decide against what is already stored."""
+    seen = rows.with_columns(
+        pl.col("row").min().over(MESSAGE_IDENTITY).alias("_same_first"),
+        pl.when(pl.col("external_id").is_not_null())
+        .then(pl.col("row").min().over("channel_id", "external_id"))
+        .alias("_id_first"),
+    )
+    same = pl.col("_same_first") < pl.col("row")
+    same_id = (pl.col("_id_first") < pl.col("row")).fill_null(False)
+    repeats = errors_where(
+        seen,
+        same | same_id,
+        reason=Reason.DUPLICATE_IN_FILE,
+        column=pl.when(same)
+        .then(pl.lit(headers.get("text")))
+        .otherwise(pl.lit(headers.get("external_id"))),
+        value=pl.when(same).then(pl.col("text")).otherwise(pl.col("external_id")),
+        detail=pl.when(same)
+        .then(pl.format("same message as row {}", pl.col("_same_first")))
+        .otherwise(pl.format("same external id as row {}", pl.col("_id_first"))),
+    )
+    return MessagePlan(new=seen.filter(~(same | same_id)).select(rows.columns), errors=repeats)

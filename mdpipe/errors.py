@@ -28,7 +28,6 @@ class Reason(StrEnum):
     INTERNAL_COMMENT_NOT_SUPPORTED = "internal-comment-not-supported"
     MISSING_TEXT = "missing-text"
     MEDIA_NOT_SUPPORTED = "media-not-supported"
-    MISSING_CHANNEL = "missing-channel"
     UNKNOWN_CHANNEL = "unknown-channel"
 
 

@@ -1,6 +1,6 @@
 """The import pipeline, one function a kind: source -> mapping -> validate -> dedupe -> load -> report.
 
-The `mdpipe` CLI and the Prefect flows both call these functions.
+The `mdpipe` CLI and the Prefect flows both call `import_contacts` and `import_messages`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection, Engine
@@ -19,31 +18,31 @@ from mdpipe.config import DEFAULT_WORKSPACE, Limits
 from mdpipe.contacts import validate_contacts
 from mdpipe.db.engine import connect_or_fail, transaction
 from mdpipe.db.load import batches
-from mdpipe.db.merge import existing_contact_keys, insert_contacts, update_contacts
+from mdpipe.db.merge import existing_contact_keys, insert_contacts, insert_messages, update_contacts
 from mdpipe.db.runs import finish_run, record_progress, start_run
-from mdpipe.dedupe import OnDuplicate, plan_contacts
+from mdpipe.dedupe import OnDuplicate, plan_contacts, plan_messages
 from mdpipe.errors import MappingError, Reason, concat_errors, errors_where
 from mdpipe.mapping import (
     CONTACT_FIELDS,
+    MESSAGE_FIELDS,
     ColumnMapping,
     describe_header,
     load_mapping_file,
     match_columns,
 )
+from mdpipe.messages import check_message_mapping, check_timezone, validate_messages
 from mdpipe.report import RunSummary, summarise_run, write_errors_csv
 from mdpipe.source import ROW, Source, read_source
 from mdpipe.validate import prepare_fields
-from mdpipe.workspace import ensure_workspace, find_workspace, list_properties
+from mdpipe.workspace import ensure_workspace, find_workspace, list_channels, list_properties
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total) while an import runs."""
 
-OUTCOME_SCHEMA = {ROW: pl.Int64(), "outcome": pl.String()}
-
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """Options shared by both imports (CLI flags and flow parameters)."""
+    """Options of both imports (CLI flags and flow parameters)."""
 
     workspace: str = DEFAULT_WORKSPACE
     mapping: Mapping[str, str | None] = field(default_factory=dict)
@@ -79,9 +78,9 @@ class StageTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prepared:
-    """What every import knows once the file is read and mapped."""
+    """A file read and mapped: what every import knows before validating."""
 
     source: Source
     engine: Engine
@@ -91,40 +90,25 @@ class Prepared:
     fields: pl.DataFrame
 
 
-def _prepare(
-    path: str | Path,
-    *,
-    options: ImportOptions,
-    database_url: str | None,
-    timer: StageTimer,
-    fields_for: Callable[[Connection, int | None], Mapping[str, tuple[str, ...]]],
-) -> Prepared:
-    with timer.stage("read"):
-        source = read_source(
-            path, limits=Limits.resolve(max_rows=options.max_rows, max_bytes=options.max_bytes)
-        )
-    engine = connect_or_fail(database_url)
-    with transaction(engine) as conn:
-        workspace_id = (
-            find_workspace(conn, options.workspace)
-            if options.dry_run
-            else ensure_workspace(conn, options.workspace)
-        )
-        fields = fields_for(conn, workspace_id)
-    with timer.stage("map"):
-        mapping = match_columns(source.headers, fields=fields, overrides=options.column_overrides())
-        headers = {f: describe_header(source.headers, i) for f, i in mapping.fields.items()}
-        wrong_width = source.errors.select(ROW)
-        cells = source.cells.join(wrong_width, on=ROW, how="anti")
-        frame = prepare_fields(
-            Source(**{**asdict_shallow(source), "cells": cells}), mapping, list(fields)
-        )
-    return Prepared(source, engine, workspace_id, mapping, headers, frame)
+@dataclass(frozen=True)
+class Work:
+    """Valid rows to load, each frame with the outcome its rows get, plus the rows' errors."""
+
+    frames: list[tuple[str, pl.DataFrame]]
+    errors: pl.DataFrame
+    extra: dict[str, int]
 
 
-def asdict_shallow(source: Source) -> dict[str, Any]:
-    """The dataclass's fields without copying frames."""
-    return {f: getattr(source, f) for f in source.__dataclass_fields__}
+@dataclass(frozen=True)
+class BatchResult:
+    """What loading one batch did: the rows the database refused, and counters to add up."""
+
+    refused: pl.DataFrame
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+Loader = Callable[[Connection, int, int, pl.DataFrame], BatchResult]
+"""load(conn, workspace_id, run_id, batch) inside the batch's transaction."""
 
 
 def import_contacts(
@@ -144,7 +128,7 @@ def import_contacts(
 
     def fields_for(conn: Connection, workspace_id: int | None) -> dict[str, tuple[str, ...]]:
         properties.update(list_properties(conn, workspace_id))
-        return {**CONTACT_FIELDS, **{name: () for name in properties}}
+        return {**CONTACT_FIELDS, **dict.fromkeys(properties, ())}
 
     prepared = _prepare(
         path, options=options, database_url=database_url, timer=timer, fields_for=fields_for
@@ -167,140 +151,243 @@ def import_contacts(
         plan = plan_contacts(
             valid.rows, existing, on_duplicate=options.on_duplicate, headers=prepared.headers
         )
-    errors = concat_errors([prepared.source.errors, valid.errors, plan.errors])
-    planned = pl.concat(
-        [
-            plan.new.select(ROW, pl.lit("imported").alias("outcome")),
-            plan.updates.select(ROW, pl.lit("updated").alias("outcome")),
-        ]
-    )
-
-    def load(conn: Connection, run_id: int, batch: pl.DataFrame) -> pl.DataFrame:
-        assert prepared.workspace_id is not None
-        if "contact_id" in batch.columns:
-            update_contacts(conn, batch, run_id=run_id)
-            return pl.DataFrame(schema={ROW: pl.Int64()})
-        return insert_contacts(conn, batch, workspace_id=prepared.workspace_id, run_id=run_id)
-
-    return _run(
-        "contacts",
-        prepared,
-        options=options,
-        timer=timer,
-        work=[plan.new, plan.updates],
-        load=load,
-        planned=planned,
-        errors=errors,
-        progress=progress,
+    work = Work(
+        frames=[("imported", plan.new), ("updated", plan.updates)],
+        errors=concat_errors([valid.errors, plan.errors]),
         extra={"normalised_phones": valid.normalised_phones},
     )
 
+    def load(conn: Connection, workspace_id: int, run_id: int, batch: pl.DataFrame) -> BatchResult:
+        if "contact_id" in batch.columns:
+            update_contacts(conn, batch, run_id=run_id)
+            return BatchResult(refused=batch.clear().select(ROW))
+        return BatchResult(insert_contacts(conn, batch, workspace_id=workspace_id, run_id=run_id))
 
-def _run(
-    kind: str,
-    prepared: Prepared,
+    return _execute(
+        "contacts", prepared, work, load=load, options=options, timer=timer, progress=progress
+    )
+
+
+def import_messages(
+    path: str | Path,
+    *,
+    options: ImportOptions | None = None,
+    database_url: str | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Import a message-history CSV into the workspace's conversations; returns the summary.
+
+    Raises FileRefused, MappingError, SetupError or DatabaseUnavailable when nothing can be imported.
+    """
+    options = options or ImportOptions()
+    check_timezone(options.timezone)
+    timer = StageTimer()
+    prepared = _prepare(
+        path,
+        options=options,
+        database_url=database_url,
+        timer=timer,
+        fields_for=lambda conn, workspace_id: MESSAGE_FIELDS,
+        untrimmed=("text",),
+    )
+    check_message_mapping(prepared.mapping.fields)
+    with transaction(prepared.engine) as conn:
+        channels = list_channels(conn, prepared.workspace_id)
+    with timer.stage("validate"):
+        valid = validate_messages(
+            prepared.fields,
+            mapped=prepared.mapping.fields,
+            channels=channels,
+            headers=prepared.headers,
+            timezone=options.timezone,
+            default_region=options.default_region,
+        )
+    with timer.stage("dedupe"):
+        plan = plan_messages(valid.rows, headers=prepared.headers)
+    work = Work(
+        frames=[("imported", plan.new)],
+        errors=concat_errors([valid.errors, plan.errors]),
+        extra={"dropped_attachments": valid.dropped_attachments, "conversations_created": 0},
+    )
+
+    def load(conn: Connection, workspace_id: int, run_id: int, batch: pl.DataFrame) -> BatchResult:
+        refused, created = insert_messages(conn, batch, workspace_id=workspace_id, run_id=run_id)
+        return BatchResult(refused, {"conversations_created": created})
+
+    return _execute(
+        "messages", prepared, work, load=load, options=options, timer=timer, progress=progress
+    )
+
+
+def _prepare(
+    path: str | Path,
     *,
     options: ImportOptions,
+    database_url: str | None,
     timer: StageTimer,
-    work: list[pl.DataFrame],
-    load: Callable[[Connection, int, pl.DataFrame], pl.DataFrame],
-    planned: pl.DataFrame,
-    errors: pl.DataFrame,
+    fields_for: Callable[[Connection, int | None], Mapping[str, tuple[str, ...]]],
+    untrimmed: tuple[str, ...] = (),
+) -> Prepared:
+    with timer.stage("read"):
+        limits = Limits.resolve(max_rows=options.max_rows, max_bytes=options.max_bytes)
+        source = read_source(path, limits=limits)
+    engine = connect_or_fail(database_url)
+    with transaction(engine) as conn:
+        workspace_id = find_workspace(conn, options.workspace)
+        fields = fields_for(conn, workspace_id)
+    with timer.stage("map"):
+        mapping = match_columns(source.headers, fields=fields, overrides=options.column_overrides())
+        headers = {f: describe_header(source.headers, i) for f, i in mapping.fields.items()}
+        # rows of the wrong width are failed already; their cells are not where the header says
+        cells = source.cells.join(source.errors.select(ROW), on=ROW, how="anti")
+        frame = prepare_fields(
+            Source(**{**source.__dict__, "cells": cells}),
+            mapping,
+            list(fields),
+            untrimmed=untrimmed,
+        )
+    return Prepared(source, engine, workspace_id, mapping, headers, frame)
+
+
+class _Scope:
+    """Where batches run: each in its own committed transaction, or (a dry run) all inside one
+    transaction that is rolled back at the end, so a dry run does everything but write."""
+
+    def __init__(self, engine: Engine, outer: Connection | None) -> None:
+        self.engine = engine
+        self.outer = outer
+
+    @contextmanager
+    def batch(self) -> Iterator[Connection]:
+        """A transaction for one batch (a savepoint of the outer one in a dry run)."""
+        if self.outer is None:
+            with transaction(self.engine) as conn:
+                yield conn
+        else:
+            with self.outer.begin_nested():
+                yield self.outer
+
+
+@contextmanager
+def _scope(engine: Engine, *, dry_run: bool) -> Iterator[_Scope]:
+    if not dry_run:
+        yield _Scope(engine, None)
+        return
+    with engine.connect() as conn:
+        outer = conn.begin()
+        try:
+            yield _Scope(engine, conn)
+        finally:
+            outer.rollback()
+
+
+def _execute(
+    kind: str,
+    prepared: Prepared,
+    work: Work,
+    *,
+    load: Loader,
+    options: ImportOptions,
+    timer: StageTimer,
     progress: Progress | None,
-    extra: Mapping[str, int],
 ) -> RunSummary:
-    """Load the planned work in batches (unless a dry run), then record and report the run."""
+    """Load the work in batches, then record the run and report it."""
     source = prepared.source
-    total = sum(frame.height for frame in work)
-    summary_args: dict[str, Any] = {
-        "kind": kind,
-        "file_name": source.path.name,
-        "processed": source.rows_read,
-        "ignored_columns": prepared.mapping.ignored,
-        "dry_run": options.dry_run,
-        "extra": extra,
-    }
-    if options.dry_run:
-        summary = summarise_run(
-            **summary_args, outcomes=planned, errors=errors, run_id=None, timings=timer.seconds
+    total = sum(frame.height for _, frame in work.frames)
+    with _scope(prepared.engine, dry_run=options.dry_run) as scope:
+        with scope.batch() as conn:
+            workspace_id = ensure_workspace(conn, options.workspace)
+            run_id = start_run(
+                conn,
+                workspace_id=workspace_id,
+                kind=kind,
+                file_name=source.path.name,
+                file_sha256=source.sha256,
+                options={k: v for k, v in asdict(options).items() if k != "batch_size"},
+                rows_total=total,
+            )
+        try:
+            outcomes, refused, counters = _load_batches(
+                scope, work, load=load, workspace_id=workspace_id, run_id=run_id,
+                batch_size=options.batch_size, timer=timer, progress=progress,
+            )  # fmt: skip
+        except BaseException as exc:
+            if not options.dry_run:
+                status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+                with scope.batch() as conn:
+                    finish_run(
+                        conn, run_id, status=status, counts={"error": str(exc)[:2000]}, errors=None
+                    )
+            raise
+        errors = concat_errors(
+            [
+                source.errors,
+                work.errors,
+                errors_where(
+                    refused,
+                    pl.lit(True),
+                    reason=Reason.DUPLICATE_EXISTING,
+                    column=None,
+                    value=None,
+                    detail="already stored (or stored meanwhile by another import)",
+                ),
+            ]
         )
-        _write_errors(source, errors, options)
-        return summary
-    assert prepared.workspace_id is not None
-    run_id = start_run(
-        prepared.engine,
-        workspace_id=prepared.workspace_id,
-        kind=kind,
-        file_name=source.path.name,
-        file_sha256=source.sha256,
-        options={k: v for k, v in asdict(options).items() if k != "batch_size"},
-        rows_total=total,
-    )
-    try:
-        lost = _load_batches(
-            prepared.engine,
-            run_id,
-            work,
-            load=load,
-            timer=timer,
-            progress=progress,
-            total=total,
-            batch_size=options.batch_size,
-        )
-    except BaseException as exc:
-        status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-        finish_run(
-            prepared.engine, run_id, status=status, counts={"error": str(exc)[:2000]}, errors=None
-        )
-        raise
-    lost_errors = errors_where(
-        lost,
-        pl.lit(True),
-        reason=Reason.DUPLICATE_EXISTING,
-        column=None,
-        value=None,
-        detail="created meanwhile by another import",
-    )
-    errors = concat_errors([errors, lost_errors])
-    outcomes = planned.join(lost, on=ROW, how="anti")
-    with timer.stage("report"):
-        summary = summarise_run(
-            **summary_args, outcomes=outcomes, errors=errors, run_id=run_id, timings=timer.seconds
-        )
-        finish_run(
-            prepared.engine, run_id, status=summary.status, counts=summary.counts(), errors=errors
-        )
-        _write_errors(source, errors, options)
+        with timer.stage("report"):
+            summary = summarise_run(
+                kind=kind,
+                file_name=source.path.name,
+                processed=source.rows_read,
+                outcomes=outcomes.join(refused, on=ROW, how="anti"),
+                errors=errors,
+                ignored_columns=prepared.mapping.ignored,
+                run_id=None if options.dry_run else run_id,
+                dry_run=options.dry_run,
+                extra={**work.extra, **counters},
+                timings=timer.seconds,
+            )
+            with scope.batch() as conn:
+                finish_run(
+                    conn, run_id, status=summary.status, counts=summary.counts(), errors=errors
+                )
+    if options.errors_out:
+        write_errors_csv(source, errors, options.errors_out)
     return summary
 
 
 def _load_batches(
-    engine: Engine,
-    run_id: int,
-    work: list[pl.DataFrame],
+    scope: _Scope,
+    work: Work,
     *,
-    load: Callable[[Connection, int, pl.DataFrame], pl.DataFrame],
+    load: Loader,
+    workspace_id: int,
+    run_id: int,
+    batch_size: int,
     timer: StageTimer,
     progress: Progress | None,
-    total: int,
-    batch_size: int,
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """(row, outcome) of every row sent, the rows refused, and the summed counters."""
+    total = sum(frame.height for _, frame in work.frames)
     done = 0
-    lost = [pl.DataFrame(schema={ROW: pl.Int64()})]
+    outcomes = [pl.DataFrame(schema={ROW: pl.Int64(), "outcome": pl.String()})]
+    refused = [pl.DataFrame(schema={ROW: pl.Int64()})]
+    counters: dict[str, int] = {}
     if progress:
         progress("load", 0, total)
     with timer.stage("load"):
-        for frame in work:
+        for outcome, frame in work.frames:
             for batch in batches(frame, batch_size):
-                with transaction(engine) as conn:
-                    lost.append(load(conn, run_id, batch))
+                with scope.batch() as conn:
+                    result = load(conn, workspace_id, run_id, batch)
                     done += batch.height
                     record_progress(conn, run_id, done)
+                refused.append(result.refused)
+                outcomes.append(batch.select(ROW, pl.lit(outcome).alias("outcome")))
+                for name, value in result.counters.items():
+                    counters[name] = counters.get(name, 0) + value
                 if progress:
                     progress("load", done, total)
-    return pl.concat(lost)
+    return pl.concat(outcomes), pl.concat(refused), counters
 
 
-def _write_errors(source: Source, errors: pl.DataFrame, options: ImportOptions) -> None:
-    if options.errors_out:
-        write_errors_csv(source, errors, options.errors_out)
+__all__ = ["ImportOptions", "RunSummary", "import_contacts", "import_messages"]

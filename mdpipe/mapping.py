@@ -98,6 +98,82 @@ CONTACT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "timestamp": (
+        "Date Sent",
+        "DateSent",
+        "Sent Date",
+        "SentDate",
+        "Sent At",
+        "Sent Time",
+        "Sent",
+        "Timestamp",
+        "Time Stamp",
+        "Message Date",
+        "Message Time",
+        "Datetime",
+        "Date Time",
+        "Date",
+        "Time",
+        "Created At",
+        "Date Created",
+        "DateCreated",
+        "Received At",
+    ),
+    "direction": ("Direction", "Message Direction", "In/Out", "Inbound/Outbound", "Type"),
+    "phone": (
+        "Phone",
+        "Phone Number",
+        "Contact Phone",
+        "Contact Number",
+        "Number",
+        "Participants",
+        "Participant",
+        "Recipients",
+        "Contact",
+        "Mobile",
+        "Customer Phone",
+    ),
+    "text": ("Text", "Body", "Message", "Message Body", "Message Text", "Content", "SMS", "Msg"),
+    "channel": (
+        "Channel",
+        "Line",
+        "Channel Name",
+        "Line Name",
+        "Inbox",
+        "Our Number",
+        "Business Number",
+        "Line Number",
+        "Channel Phone",
+    ),
+    "external_id": (
+        "External ID",
+        "Message ID",
+        "Message SID",
+        "MessageSid",
+        "SMS SID",
+        "SmsSid",
+        "Sid",
+        "ID",
+        "UUID",
+    ),
+    "from": ("From", "Sender", "From Number", "Sender Number"),
+    "to": ("To", "Recipient", "To Number", "Recipient Number"),
+    "media": (
+        "Media",
+        "Media URL",
+        "MediaUrl",
+        "Media URLs",
+        "Attachment",
+        "Attachments",
+        "Attachment URL",
+        "MMS",
+        "Num Media",
+        "NumMedia",
+    ),
+}
+
+
 def normalise_header(text: str) -> str:
     """The header's matching key: lower case, letters and digits only."""
     return "".join(ch for ch in text.casefold() if ch.isalnum())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import pandera.polars as pa
 import phonenumbers
@@ -35,12 +35,20 @@ def problem_column(column: str) -> str:
     return f"{column}{PROBLEM}"
 
 
-def prepare_fields(source: Source, mapping: ColumnMapping, fields: Sequence[str]) -> pl.DataFrame:
-    """`row` plus one trimmed text column per field (null where empty or unmapped)."""
+def prepare_fields(
+    source: Source,
+    mapping: ColumnMapping,
+    fields: Sequence[str],
+    *,
+    untrimmed: Collection[str] = (),
+) -> pl.DataFrame:
+    """`row` plus one text column per field: trimmed (but `untrimmed` fields kept byte for
+    byte), null where empty or unmapped."""
     columns = [pl.col(ROW)]
     for field in fields:
         if field in mapping.fields:
-            cell = pl.col(cell_column(mapping.fields[field])).str.strip_chars()
+            raw = pl.col(cell_column(mapping.fields[field]))
+            cell = raw if field in untrimmed else raw.str.strip_chars()
             columns.append(pl.when(cell != "").then(cell).alias(field))
         else:
             columns.append(pl.lit(None, dtype=pl.String).alias(field))
@@ -129,6 +137,8 @@ def _country_codes() -> pl.DataFrame:
         if metadata is None:
             continue
         desc = metadata.general_desc
+        if desc is None:
+            continue
         lengths = {*desc.possible_length, *desc.possible_length_local_only} - {-1}
         rows.append((str(code), sorted(lengths), metadata.national_prefix_for_parsing))
     return pl.DataFrame(

@@ -6,13 +6,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from mdpipe.db.engine import transaction, upgrade_schema
-from mdpipe.db.tables import metadata
+from mdpipe.db.tables import for_dialect, metadata
 from tests.helpers import query
 
 
 def test_migrations_create_exactly_the_declared_tables(engine):
     with transaction(engine) as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(
+            conn, opts={"include_object": for_dialect(conn.dialect.name)}
+        )
+        diff = compare_metadata(context, metadata)
     assert diff == []
 
 

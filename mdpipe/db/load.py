@@ -7,6 +7,7 @@ merges it, so a batch is one transaction: it commits whole or not at all.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,12 +43,9 @@ def read_frame(
     conn: Connection, query: str, schema: Schema, params: dict[str, object] | None = None
 ) -> pl.DataFrame:
     """The rows of `query` as a frame: COPY TO STDOUT on PostgreSQL, a cursor on SQLite."""
+    used = {k: v for k, v in (params or {}).items() if re.search(rf":{k}\b", query)}
     if is_postgres(conn):
-        bound = (
-            text(query)
-            .bindparams(**(params or {}))
-            .compile(conn, compile_kwargs={"literal_binds": True})
-        )
+        bound = text(query).bindparams(**used).compile(conn, compile_kwargs={"literal_binds": True})
         cursor = _driver_cursor(conn)
         buffer = io.BytesIO()
         with cursor.copy(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv)") as copy:
@@ -59,7 +57,7 @@ def read_frame(
         return pl.read_csv(
             buffer, has_header=False, schema=schema, empty_string_is_null=True, infer_schema=False
         )
-    rows = conn.execute(text(query), params or {}).all()
+    rows = conn.execute(text(query), used).all()
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
 

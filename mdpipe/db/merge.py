@@ -1,6 +1,15 @@
-"""Set-based merges from staging tables into the workspace's tables."""
+"""Inserts that skip what the database already holds, and the contacts update.
+
+New rows go straight in by COPY on PostgreSQL. The plan already removed every
+duplicate it could see, so a unique-key conflict there means a concurrent
+import or a stored message: then (and always on SQLite) the batch goes through
+a staging table and `INSERT ... ON CONFLICT DO NOTHING`, and the rows the
+database refused are returned so the run counts them as `duplicate-existing`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 from psycopg.errors import UniqueViolation
@@ -10,53 +19,58 @@ from mdpipe.db.engine import is_postgres
 from mdpipe.db.load import as_json, copy_rows, create_staging, json_merge, now_sql, read_frame
 
 CONTACT_FIELDS = ("first_name", "last_name", "email", "email_key", "phone", "company")
-_CONTACT_STAGE = [("row", "bigint"), *((f, "text") for f in CONTACT_FIELDS), ("properties", "text")]
+NO_ROWS = pl.Schema({"row": pl.Int64()})
 
 
-def insert_contacts(
-    conn: Connection, batch: pl.DataFrame, *, workspace_id: int, run_id: int
+def insert_skipping_taken(
+    conn: Connection,
+    table: str,
+    batch: pl.DataFrame,
+    *,
+    columns: Sequence[str],
+    constants: Mapping[str, int],
+    same_row: str,
+    casts: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Insert new contacts; returns the rows (`row`) a concurrent import created first."""
-    if is_postgres(conn) and _copy_unless_conflict(
-        conn,
-        "contacts",
-        batch.select(*CONTACT_FIELDS, "properties").with_columns(
-            pl.lit(workspace_id, dtype=pl.Int64).alias("workspace_id"),
-            pl.lit(run_id, dtype=pl.Int64).alias("created_run_id"),
-            pl.lit(run_id, dtype=pl.Int64).alias("updated_run_id"),
-        ),
-    ):
-        return pl.DataFrame(schema={"row": pl.Int64()})
-    stage = create_staging(conn, "stage_contacts", _CONTACT_STAGE)
-    copy_rows(conn, stage, batch.select(name for name, _ in _CONTACT_STAGE))
-    fields = ", ".join(CONTACT_FIELDS)
+    """Insert `columns` of `batch` plus `constants` into `table`; returns the refused `row`s.
+
+    `same_row` is SQL true when stored row `t` is staged row `s`; `casts` wraps a staged
+    column in SQL (`{}` stands for it) where its text needs a type.
+    """
+    consts = [pl.lit(value, dtype=pl.Int64).alias(name) for name, value in constants.items()]
+    if is_postgres(conn) and _copy_unless_conflict(conn, table, batch.select(*columns, *consts)):
+        return pl.DataFrame(schema=NO_ROWS)
+    stage = create_staging(
+        conn, f"stage_{table}", [("row", "bigint"), *((c, _stage_type(batch, c)) for c in columns)]
+    )
+    copy_rows(conn, stage, batch.select("row", *columns))
+    casts = casts or {}
+    selected = [casts.get(c, "{}").format(f"s.{c}") for c in columns] + [f":{k}" for k in constants]
     # WHERE true: SQLite needs it to read ON CONFLICT as the upsert clause
     inserted = conn.execute(
         text(
-            f"INSERT INTO contacts (workspace_id, {fields}, properties, created_run_id, updated_run_id) "
-            f"SELECT :ws, {fields}, {as_json(conn, 'properties')}, :run, :run FROM {stage} "
-            "WHERE true ON CONFLICT DO NOTHING"
+            f"INSERT INTO {table} ({', '.join([*columns, *constants])}) "
+            f"SELECT {', '.join(selected)} FROM {stage} s WHERE true ON CONFLICT DO NOTHING"
         ),
-        {"ws": workspace_id, "run": run_id},
+        dict(constants),
     ).rowcount
     if inserted == batch.height:
-        return pl.DataFrame(schema={"row": pl.Int64()})
+        return pl.DataFrame(schema=NO_ROWS)
     return read_frame(
         conn,
-        f"SELECT s.row FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM contacts c "
-        "WHERE c.workspace_id = :ws AND c.created_run_id = :run "
-        "AND (c.email_key = s.email_key OR c.phone = s.phone))",
-        {"row": pl.Int64()},
-        {"ws": workspace_id, "run": run_id},
+        f"SELECT s.row FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM {table} t "
+        f"WHERE t.created_run_id = :created_run_id AND {same_row})",
+        dict(NO_ROWS),
+        dict(constants),
     )
 
 
-def _copy_unless_conflict(conn: Connection, table: str, frame: pl.DataFrame) -> bool:
-    """COPY straight into `table`; False (and nothing written) if a unique key was taken meanwhile.
+def _stage_type(batch: pl.DataFrame, column: str) -> str:
+    return "bigint" if batch.schema[column].is_integer() else "text"
 
-    The plan already removed every known duplicate, so a conflict means a concurrent import:
-    then the caller takes the slower staging path, which skips the taken keys row by row.
-    """
+
+def _copy_unless_conflict(conn: Connection, table: str, frame: pl.DataFrame) -> bool:
+    """COPY straight into `table`; False (and nothing written) if a unique key is taken."""
     savepoint = conn.begin_nested()
     try:
         copy_rows(conn, table, frame)
@@ -67,12 +81,32 @@ def _copy_unless_conflict(conn: Connection, table: str, frame: pl.DataFrame) -> 
     return True
 
 
+def insert_contacts(
+    conn: Connection, batch: pl.DataFrame, *, workspace_id: int, run_id: int
+) -> pl.DataFrame:
+    """Insert new contacts; returns the rows (`row`) a concurrent import created first."""
+    return insert_skipping_taken(
+        conn,
+        "contacts",
+        batch,
+        columns=[*CONTACT_FIELDS, "properties"],
+        constants={
+            "workspace_id": workspace_id,
+            "created_run_id": run_id,
+            "updated_run_id": run_id,
+        },
+        same_row="t.workspace_id = :workspace_id AND (t.email_key = s.email_key OR t.phone = s.phone)",
+        casts={"properties": as_json(conn, "{}")},
+    )
+
+
 def update_contacts(conn: Connection, batch: pl.DataFrame, *, run_id: int) -> int:
     """Overwrite matched contacts with the batch's non-empty cells; merge properties. Returns rows."""
+    columns = ["contact_id", *CONTACT_FIELDS, "properties"]
     stage = create_staging(
-        conn, "stage_contact_updates", [("contact_id", "bigint"), *_CONTACT_STAGE]
+        conn, "stage_contact_updates", [(c, _stage_type(batch, c)) for c in columns]
     )
-    copy_rows(conn, stage, batch.select("contact_id", *(name for name, _ in _CONTACT_STAGE)))
+    copy_rows(conn, stage, batch.select(columns))
     assignments = ", ".join(f"{f} = COALESCE(s.{f}, contacts.{f})" for f in CONTACT_FIELDS)
     merged = json_merge(conn, "contacts.properties", "s.properties")
     return conn.execute(
@@ -93,3 +127,86 @@ def existing_contact_keys(conn: Connection, workspace_id: int | None) -> pl.Data
         {"id": pl.Int64(), "email_key": pl.String(), "phone": pl.String()},
         {"ws": workspace_id if workspace_id is not None else -1},
     )
+
+
+def ensure_conversations(
+    conn: Connection, batch: pl.DataFrame, *, workspace_id: int, run_id: int
+) -> tuple[pl.DataFrame, int]:
+    """Conversation ids for the batch's (channel_id, participants_key), creating the missing
+    ones with their participants (linked to contacts with the same phone); returns
+    (channel_id, participants_key, conversation_id) and how many were created."""
+    keys = batch.select("channel_id", "participants_key").unique()
+    stage = create_staging(
+        conn, "stage_conversations", [("channel_id", "bigint"), ("participants_key", "text")]
+    )
+    copy_rows(conn, stage, keys)
+    created = conn.execute(
+        text(
+            "INSERT INTO conversations (workspace_id, channel_id, participants_key, is_group, "
+            "created_run_id) SELECT :ws, channel_id, participants_key, "
+            f"participants_key LIKE '%,%', :run FROM {stage} WHERE true ON CONFLICT DO NOTHING"
+        ),
+        {"ws": workspace_id, "run": run_id},
+    ).rowcount
+    found = read_frame(
+        conn,
+        f"SELECT c.channel_id, c.participants_key, c.id, c.created_run_id FROM conversations c "
+        f"JOIN {stage} s ON c.channel_id = s.channel_id AND c.participants_key = s.participants_key",
+        {
+            "channel_id": pl.Int64(),
+            "participants_key": pl.String(),
+            "conversation_id": pl.Int64(),
+            "created_run_id": pl.Int64(),
+        },
+    )
+    fresh = found.filter(pl.col("created_run_id") == run_id)
+    if fresh.height:
+        members = fresh.select(
+            "conversation_id", pl.col("participants_key").str.split(",").alias("phone")
+        ).explode("phone")
+        people = create_staging(
+            conn, "stage_participants", [("conversation_id", "bigint"), ("phone", "text")]
+        )
+        copy_rows(conn, people, members)
+        conn.execute(
+            text(
+                "INSERT INTO conversation_participants (conversation_id, phone, contact_id) "
+                "SELECT p.conversation_id, p.phone, (SELECT ct.id FROM contacts ct "
+                "WHERE ct.workspace_id = :ws AND ct.phone = p.phone) "
+                f"FROM {people} p WHERE true ON CONFLICT DO NOTHING"
+            ),
+            {"ws": workspace_id},
+        )
+    return found.drop("created_run_id"), created
+
+
+def sent_at_text(conn: Connection) -> pl.Expr:
+    """`sent_at` (UTC) as the text this database stores and compares for the instant."""
+    text_ = pl.col("sent_at").dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
+    return (text_ + "+00") if is_postgres(conn) else text_
+
+
+def insert_messages(
+    conn: Connection, batch: pl.DataFrame, *, workspace_id: int, run_id: int
+) -> tuple[pl.DataFrame, int]:
+    """Insert messages (creating their conversations); returns refused rows and conversations created."""
+    conversations, created = ensure_conversations(
+        conn, batch, workspace_id=workspace_id, run_id=run_id
+    )
+    rows = batch.join(
+        conversations, on=["channel_id", "participants_key"], how="left"
+    ).with_columns(sent_at_text(conn).alias("sent_at"))
+    sent_at = "CAST({} AS timestamptz)" if is_postgres(conn) else "{}"
+    lost = insert_skipping_taken(
+        conn,
+        "messages",
+        rows,
+        columns=["channel_id", "conversation_id", "direction", "sent_at", "text", "external_id"],
+        constants={"workspace_id": workspace_id, "created_run_id": run_id},
+        same_row=(
+            "t.conversation_id = s.conversation_id AND t.direction = s.direction "
+            f"AND t.sent_at = {sent_at.format('s.sent_at')} AND t.text = s.text"
+        ),
+        casts={"sent_at": sent_at},
+    )
+    return lost, created

@@ -7,15 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, insert, select, text, update
 
-from mdpipe.db.engine import transaction
 from mdpipe.db.load import copy_rows, now_sql, read_frame
 from mdpipe.db.tables import import_runs
 
 
 def start_run(
-    engine: Engine,
+    conn: Connection,
     *,
     workspace_id: int,
     kind: str,
@@ -25,23 +24,22 @@ def start_run(
     rows_total: int,
 ) -> int:
     """A new run record in status `running`; returns its id."""
-    with transaction(engine) as conn:
-        return conn.execute(
-            insert(import_runs)
-            .values(
-                workspace_id=workspace_id,
-                kind=kind,
-                file_name=file_name,
-                file_sha256=file_sha256,
-                options=json.loads(json.dumps(dict(options), default=str)),
-                status="running",
-                rows_total=rows_total,
-                ignored_columns=[],
-                reasons={},
-                timings={},
-            )
-            .returning(import_runs.c.id)
-        ).scalar_one()
+    return conn.execute(
+        insert(import_runs)
+        .values(
+            workspace_id=workspace_id,
+            kind=kind,
+            file_name=file_name,
+            file_sha256=file_sha256,
+            options=json.loads(json.dumps(dict(options), default=str)),
+            status="running",
+            rows_total=rows_total,
+            ignored_columns=[],
+            reasons={},
+            timings={},
+        )
+        .returning(import_runs.c.id)
+    ).scalar_one()
 
 
 def record_progress(conn: Connection, run_id: int, rows_done: int) -> None:
@@ -50,7 +48,7 @@ def record_progress(conn: Connection, run_id: int, rows_done: int) -> None:
 
 
 def finish_run(
-    engine: Engine,
+    conn: Connection,
     run_id: int,
     *,
     status: str,
@@ -58,20 +56,16 @@ def finish_run(
     errors: pl.DataFrame | None,
 ) -> None:
     """Close the run with its status, counts and row errors."""
-    with transaction(engine) as conn:
-        conn.execute(
-            text(f"UPDATE import_runs SET finished_at = {now_sql(conn)} WHERE id = :id"),
-            {"id": run_id},
+    conn.execute(
+        text(f"UPDATE import_runs SET finished_at = {now_sql(conn)} WHERE id = :id"), {"id": run_id}
+    )
+    conn.execute(
+        update(import_runs).where(import_runs.c.id == run_id).values(status=status, **counts)
+    )
+    if errors is not None and errors.height:
+        copy_rows(
+            conn, "row_errors", errors.with_columns(pl.lit(run_id, dtype=pl.Int64).alias("run_id"))
         )
-        conn.execute(
-            update(import_runs).where(import_runs.c.id == run_id).values(status=status, **counts)
-        )
-        if errors is not None and errors.height:
-            copy_rows(
-                conn,
-                "row_errors",
-                errors.with_columns(pl.lit(run_id, dtype=pl.Int64).alias("run_id")),
-            )
 
 
 RUN_COLUMNS = (

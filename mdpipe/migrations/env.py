@@ -2,9 +2,14 @@
 
 from alembic import context
 
-from mdpipe.db.tables import metadata
+from mdpipe.db.tables import for_dialect, metadata
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=True,
+    include_object=for_dialect(connection.dialect.name),
+)
 with context.begin_transaction():
     context.run_migrations()

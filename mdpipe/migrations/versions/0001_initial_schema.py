@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 19:16:03.020982
+Create Date: 2026-12-03 19:29:04.338987
 """
 
 from alembic import op
@@ -78,7 +78,6 @@ def upgrade() -> None:
         sa.Column("direction", sa.String(length=8), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("message_key", sa.String(length=64), nullable=False),
         sa.Column("external_id", sa.Text(), nullable=True),
         sa.Column(
             "created_run_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
@@ -93,10 +92,23 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "channel_id", "external_id", name=op.f("uq_messages_channel_id_external_id")
         ),
-        sa.UniqueConstraint(
-            "conversation_id", "message_key", name=op.f("uq_messages_conversation_id_message_key")
-        ),
     )
+    # one message per conversation, direction, instant and text (see mdpipe/db/tables.py)
+    if op.get_context().dialect.name == "postgresql":
+        op.create_index(
+            "uq_messages_identity_md5",
+            "messages",
+            ["conversation_id", "direction", "sent_at", sa.text("md5(text)")],
+            unique=True,
+        )
+    else:
+        op.create_index(
+            "uq_messages_identity",
+            "messages",
+            ["conversation_id", "direction", "sent_at", "text"],
+            unique=True,
+        )
+
     op.create_table(
         "workspaces",
         sa.Column(
@@ -339,6 +351,7 @@ def downgrade() -> None:
     op.drop_table("import_runs")
     op.drop_table("channels")
     op.drop_table("workspaces")
+
     op.drop_table("messages")
     op.drop_table("contacts")
     # ### end Alembic commands ###
