@@ -5,14 +5,27 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from prefect import get_run_logger
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from mdpipe.imports import ImportOptions, import_contacts, import_messages
 from mdpipe.report import RunSummary, summary_markdown
 
-ERROR_ROWS_IN_ARTIFACT = (
-    200  # the full list is in the database (`mdpipe runs show`) and --errors-out
-)
+# the full list is in the database (`mdpipe runs show`) and in the errors_out CSV
+ERROR_ROWS_IN_ARTIFACT = 200
+IMPORTERS = {"contacts": import_contacts, "messages": import_messages}
+
+
+@task(name="import file")
+def run_import(kind: str, file: str, options: ImportOptions) -> RunSummary:
+    """Run the library import; the database transaction, not Prefect state, is the unit of work."""
+    return IMPORTERS[kind](file, options=options)
+
+
+def finish(summary: RunSummary, *, workspace: str) -> dict[str, Any]:
+    """Publish the run's artifacts and log its stages; returns the JSON summary."""
+    publish_summary(summary, workspace=workspace)
+    return log_summary(summary)
 
 
 def artifact_key(workspace: str, kind: str, what: str) -> str:

@@ -5,21 +5,13 @@ from __future__ import annotations
 import sys
 from typing import Any, Literal
 
-from prefect import flow, task
+from prefect import flow
 
-from flows.common import log_summary, publish_summary
+from flows.common import finish, run_import
 from mdpipe.imports import ImportOptions
-from mdpipe.imports import import_contacts as import_contacts_file
-from mdpipe.report import RunSummary
 
 
-@task(name="import contacts file")
-def run_contacts_import(file: str, options: ImportOptions) -> RunSummary:
-    """Run the library import; the database transaction, not Prefect state, is the unit of work."""
-    return import_contacts_file(file, options=options)
-
-
-@flow(name="import_contacts", log_prints=True)
+@flow(name="import_contacts")
 def import_contacts(
     file: str,
     workspace: str = "default",
@@ -44,9 +36,7 @@ def import_contacts(
         max_rows=max_rows,
         max_bytes=max_bytes,
     )
-    summary = run_contacts_import(file, options)
-    publish_summary(summary, workspace=workspace)
-    return log_summary(summary)
+    return finish(run_import("contacts", file, options), workspace=workspace)
 
 
 if __name__ == "__main__":

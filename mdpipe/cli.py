@@ -15,7 +15,7 @@ from mdpipe.config import DEFAULT_WORKSPACE
 from mdpipe.db.engine import connect_or_fail, transaction, upgrade_schema
 from mdpipe.db.runs import get_run, list_runs, run_errors
 from mdpipe.errors import DatabaseUnavailable, MdpipeError
-from mdpipe.imports import ImportOptions, import_contacts
+from mdpipe.imports import ImportOptions, import_contacts, import_messages
 from mdpipe.mapping import parse_map_options
 from mdpipe.report import RunSummary, summary_table
 from mdpipe.validate import PROPERTY_TYPES
@@ -87,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a row matching an existing contact: skip it (default) or update the contact",
     )
     contacts.set_defaults(handler=_import_contacts)
+    messages = imports.add_parser("messages", parents=[common], help="import message history")
+    _import_options(messages)
+    messages.add_argument(
+        "--timezone",
+        default="UTC",
+        metavar="ZONE",
+        help="zone of timestamps written without an offset (IANA name; default: %(default)s)",
+    )
+    messages.set_defaults(handler=_import_messages)
 
     properties = commands.add_parser("properties", help="custom contact properties").add_subparsers(
         dest="action", required=True
@@ -184,6 +193,14 @@ def _options(args: argparse.Namespace, **extra: Any) -> ImportOptions:
 def _import_contacts(args: argparse.Namespace) -> int:
     options = _options(args, on_duplicate=args.on_duplicate)
     summary = import_contacts(
+        args.file, options=options, database_url=args.database_url, progress=_progress_bar(args)
+    )
+    return _print_summary(summary, args)
+
+
+def _import_messages(args: argparse.Namespace) -> int:
+    options = _options(args, timezone=args.timezone)
+    summary = import_messages(
         args.file, options=options, database_url=args.database_url, progress=_progress_bar(args)
     )
     return _print_summary(summary, args)

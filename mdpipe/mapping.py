@@ -114,6 +114,7 @@ MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
         "Datetime",
         "Date Time",
         "Date",
+        "When",
         "Time",
         "Created At",
         "Date Created",

@@ -97,3 +97,16 @@ def test_the_installed_command_runs_the_readme_example(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["imported"] == 4
     assert (tmp_path / "mdpipe.db").exists()
+
+
+def test_import_messages_command(capsys, database_url, write_csv):
+    db = ["--database-url", database_url]
+    assert run(capsys, "channels", "add", "Main", "--phone", "+15550100000", *db)[0] == 0
+    path = write_csv("When,Direction,Phone,Body,Line\n2025-06-01 10:00,out,+14155550132,hi,Main\n")
+    status, out, _ = run(
+        capsys, "import", "messages", str(path), "--json", "--timezone", "America/New_York", *db
+    )
+    assert status == 0
+    assert json.loads(out)["imported"] == 1
+    status, _, err = run(capsys, "import", "messages", str(path), "--timezone", "Nowhere/Zone", *db)
+    assert status == EXIT_REFUSED and "time zone" in err

@@ -42,3 +42,20 @@ def test_contacts_flow_imports_and_publishes_artifacts(
     assert summary and "| 2 | 1 | 0 | 0 | 1 |" in summary[0].data
     errors = artifacts("mdpipe-flow-test-contacts-errors")
     assert errors and "invalid-email" in str(errors[0].data)
+
+
+def test_messages_flow_imports_and_publishes_artifacts(
+    prefect_server, database_url, engine, monkeypatch
+):
+    from pathlib import Path
+
+    from flows.import_messages import import_messages
+    from mdpipe.workspace import add_channel
+
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    add_channel(engine, "default", "Main line", "+15550100000")
+    example = Path(__file__).resolve().parent.parent / "examples" / "messages.csv"
+    result = import_messages(str(example))
+    assert (result["imported"], result["conversations_created"]) == (4, 2)
+    summary = artifacts("mdpipe-default-messages-summary")
+    assert summary and "Conversations created: 2" in summary[0].data
