@@ -5,6 +5,7 @@ The `mdpipe` CLI and the Prefect flows both call `import_contacts` and `import_m
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ from mdpipe.source import ROW, Source, read_source
 from mdpipe.validate import prepare_fields
 from mdpipe.workspace import ensure_workspace, find_workspace, list_channels, list_properties
 
+logger = logging.getLogger("mdpipe")
+
 Progress = Callable[[str, int, int], None]
 """Called as progress(stage, done, total) while an import runs."""
 
@@ -55,6 +58,7 @@ class ImportOptions:
     max_rows: int | None = None
     max_bytes: int | None = None
     batch_size: int = 50_000
+    requested_by: str | None = None
 
     def column_overrides(self) -> dict[str, str | None]:
         """The mapping file's pairs, overridden by the explicit ones."""
@@ -63,19 +67,23 @@ class ImportOptions:
 
 
 class StageTimer:
-    """Seconds spent in each stage, in order."""
+    """Seconds spent in each stage, in order; each stage is logged with the counts it notes."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time the block as stage `name`."""
+    def stage(self, name: str) -> Iterator[dict[str, int]]:
+        """Time the block as stage `name`; the block may note counts in the dict it gets."""
         started = time.perf_counter()
+        counts: dict[str, int] = {}
         try:
-            yield
+            yield counts
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+            noted = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+            logger.info("stage %s: %.2f s%s", name, seconds, f" ({noted})" if noted else "")
 
 
 @dataclass(frozen=True)
@@ -139,18 +147,20 @@ def import_contacts(
             'map one with --map "CSV header=email" or --map "CSV header=phone"'
         )
         raise MappingError(msg)
-    with timer.stage("validate"):
+    with timer.stage("validate") as noted:
         valid = validate_contacts(
             prepared.fields,
             properties=properties,
             headers=prepared.headers,
             default_region=options.default_region,
         )
-    with timer.stage("dedupe"), transaction(prepared.engine) as conn:
+        noted.update(valid=valid.rows.height, failed=valid.errors["row"].n_unique())
+    with timer.stage("dedupe") as noted, transaction(prepared.engine) as conn:
         existing = existing_contact_keys(conn, prepared.workspace_id)
         plan = plan_contacts(
             valid.rows, existing, on_duplicate=options.on_duplicate, headers=prepared.headers
         )
+        noted.update(existing=existing.height, new=plan.new.height, updates=plan.updates.height)
     work = Work(
         frames=[("imported", plan.new), ("updated", plan.updates)],
         errors=concat_errors([valid.errors, plan.errors]),
@@ -193,7 +203,7 @@ def import_messages(
     check_message_mapping(prepared.mapping.fields)
     with transaction(prepared.engine) as conn:
         channels = list_channels(conn, prepared.workspace_id)
-    with timer.stage("validate"):
+    with timer.stage("validate") as noted:
         valid = validate_messages(
             prepared.fields,
             mapped=prepared.mapping.fields,
@@ -202,8 +212,10 @@ def import_messages(
             timezone=options.timezone,
             default_region=options.default_region,
         )
-    with timer.stage("dedupe"):
+        noted.update(valid=valid.rows.height, failed=valid.errors["row"].n_unique())
+    with timer.stage("dedupe") as noted:
         plan = plan_messages(valid.rows, headers=prepared.headers)
+        noted.update(new=plan.new.height, repeated=plan.errors.height)
     work = Work(
         frames=[("imported", plan.new)],
         errors=concat_errors([valid.errors, plan.errors]),
@@ -228,14 +240,15 @@ def _prepare(
     fields_for: Callable[[Connection, int | None], Mapping[str, tuple[str, ...]]],
     untrimmed: tuple[str, ...] = (),
 ) -> Prepared:
-    with timer.stage("read"):
+    with timer.stage("read") as noted:
         limits = Limits.resolve(max_rows=options.max_rows, max_bytes=options.max_bytes)
         source = read_source(path, limits=limits)
+        noted.update(rows=source.rows_read, wrong_width=source.errors.height)
     engine = connect_or_fail(database_url)
     with transaction(engine) as conn:
         workspace_id = find_workspace(conn, options.workspace)
         fields = fields_for(conn, workspace_id)
-    with timer.stage("map"):
+    with timer.stage("map") as noted:
         mapping = match_columns(source.headers, fields=fields, overrides=options.column_overrides())
         headers = {f: describe_header(source.headers, i) for f, i in mapping.fields.items()}
         # rows of the wrong width are failed already; their cells are not where the header says
@@ -246,6 +259,7 @@ def _prepare(
             list(fields),
             untrimmed=untrimmed,
         )
+        noted.update(mapped=len(mapping.fields), ignored=len(mapping.ignored))
     return Prepared(source, engine, workspace_id, mapping, headers, frame)
 
 
@@ -303,8 +317,13 @@ def _execute(
                 kind=kind,
                 file_name=source.path.name,
                 file_sha256=source.sha256,
-                options={k: v for k, v in asdict(options).items() if k != "batch_size"},
+                options={
+                    k: v
+                    for k, v in asdict(options).items()
+                    if k not in ("batch_size", "requested_by")
+                },
                 rows_total=total,
+                requested_by=options.requested_by,
             )
         try:
             outcomes, refused, counters = _load_batches(
@@ -313,7 +332,9 @@ def _execute(
             )  # fmt: skip
         except BaseException as exc:
             if not options.dry_run:
-                status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+                # an Exception failed the run; anything else (Ctrl-C, SIGTERM from an
+                # orchestrator cancelling it) stopped it: committed batches stay either way
+                status = "failed" if isinstance(exc, Exception) else "cancelled"
                 with scope.batch() as conn:
                     finish_run(
                         conn, run_id, status=status, counts={"error": str(exc)[:2000]}, errors=None
@@ -374,7 +395,7 @@ def _load_batches(
     counters: dict[str, int] = {}
     if progress:
         progress("load", 0, total)
-    with timer.stage("load"):
+    with timer.stage("load") as noted:
         for outcome, frame in work.frames:
             for batch in batches(frame, batch_size):
                 with scope.batch() as conn:
@@ -387,6 +408,7 @@ def _load_batches(
                     counters[name] = counters.get(name, 0) + value
                 if progress:
                     progress("load", done, total)
+        noted.update(rows=done, refused=sum(frame.height for frame in refused))
     return pl.concat(outcomes), pl.concat(refused), counters
 
 

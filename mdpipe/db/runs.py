@@ -22,6 +22,7 @@ def start_run(
     file_sha256: str,
     options: Mapping[str, Any],
     rows_total: int,
+    requested_by: str | None = None,
 ) -> int:
     """A new run record in status `running`; returns its id."""
     return conn.execute(
@@ -34,6 +35,7 @@ def start_run(
             options=json.loads(json.dumps(dict(options), default=str)),
             status="running",
             rows_total=rows_total,
+            requested_by=requested_by,
             ignored_columns=[],
             reasons={},
             timings={},
@@ -133,3 +135,12 @@ def completed_runs_of(conn: Connection, workspace_id: int, kind: str, sha256: st
         .all()
         .__len__()
     )
+
+
+def close_runs_requested_by(conn: Connection, requested_by: str, *, status: str, error: str) -> int:
+    """Mark the still-running runs `requested_by` asked for (a killed orchestrator run); returns how many."""
+    return conn.execute(
+        update(import_runs)
+        .where(import_runs.c.requested_by == requested_by, import_runs.c.status == "running")
+        .values(status=status, error=error)
+    ).rowcount

@@ -91,10 +91,13 @@ import_runs = Table(
     Column("reasons", JSON, nullable=False),
     Column("timings", JSON, nullable=False),
     Column("error", Text),
+    # who asked for the run, e.g. "prefect-flow-run:<id>", so an orchestrator can close it
+    Column("requested_by", Text),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
     CheckConstraint("kind IN ('contacts', 'messages')", name="kind"),
     Index(None, "workspace_id", "kind", "file_sha256"),
+    Index(None, "requested_by"),
 )
 
 row_errors = Table(
