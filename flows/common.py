@@ -1,13 +1,30 @@
-"""What both import flows share: the import task and the artifacts a run publishes."""
+"""What the import flows share: typed parameters, the import task, artifacts and hooks."""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import re
-from typing import Any
+from typing import Annotated, Any, Literal, cast
+from uuid import UUID
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.blocks.system import Secret
+from prefect.client.schemas.objects import FlowRun, State
+from prefect.logging.handlers import APILogHandler
+from prefect.tasks import exponential_backoff
+from pydantic import Field
+from sqlalchemy.exc import DBAPIError
 
+from mdpipe.db.engine import connect_or_fail, transaction
+from mdpipe.db.runs import close_runs_requested_by
+from mdpipe.errors import MdpipeError
 from mdpipe.imports import ImportOptions, import_contacts, import_messages
 from mdpipe.report import RunSummary, summary_markdown
 
@@ -15,17 +32,135 @@ from mdpipe.report import RunSummary, summary_markdown
 ERROR_ROWS_IN_ARTIFACT = 200
 IMPORTERS = {"contacts": import_contacts, "messages": import_messages}
 
+# the library logs each stage (counts, timing) to "mdpipe": send those records to the run's logs
+_library_logger = logging.getLogger("mdpipe")
+_library_logger.setLevel(logging.INFO)
+if not any(isinstance(h, APILogHandler) for h in _library_logger.handlers):
+    _library_logger.addHandler(APILogHandler())
 
-@task(name="import file")
-def run_import(kind: str, file: str, options: ImportOptions) -> RunSummary:
-    """Run the library import; the database transaction, not Prefect state, is the unit of work."""
-    return IMPORTERS[kind](file, options=options)
+# Parameters as the Prefect UI shows them: a form with descriptions, choices and defaults.
+File = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="The CSV to import: a path on the worker, or an https, s3, gs or az URL.",
+    ),
+]
+Workspace = Annotated[
+    str, Field(min_length=1, description="Workspace to import into (created on first use).")
+]
+Mapping_ = Annotated[
+    dict[str, str | None] | None,
+    Field(description='Column overrides {"CSV header": "field"}; null ignores a column.'),
+]
+MappingFile = Annotated[
+    str | None, Field(description="A saved mapping file (YAML or JSON) on the worker.")
+]
+OnDuplicate = Annotated[
+    Literal["skip", "update"],
+    Field(description="A row matching an existing contact: skip it, or update the contact."),
+]
+DefaultRegion = Annotated[
+    str | None,
+    Field(
+        pattern=r"^[A-Za-z]{2}$",
+        description="Read numbers without +country code as this region's (e.g. US).",
+    ),
+]
+Timezone = Annotated[
+    str, Field(min_length=1, description="IANA zone of timestamps written without an offset.")
+]
+DryRun = Annotated[bool, Field(description="Do everything but write; report what would happen.")]
+ErrorsOut = Annotated[
+    str | None, Field(description="Write failed and skipped rows to this CSV path on the worker.")
+]
+MaxRows = Annotated[int | None, Field(ge=0, description="Row limit (default 5,000; 0 = no limit).")]
+MaxBytes = Annotated[
+    int | None, Field(ge=0, description="Size limit in bytes (default 10 MB; 0 = no limit).")
+]
+DatabaseSecret = Annotated[
+    str | None,
+    Field(
+        description="Name of a Prefect Secret block holding the database URL; "
+        "else the worker's MDPIPE_DATABASE_URL (never the URL itself as a parameter)."
+    ),
+]
+
+
+def database_url(secret_name: str | None) -> str | None:
+    """The database URL from a Secret block, or None for the environment's."""
+    if not secret_name:
+        return None
+    secret = cast(Secret, Secret.load(secret_name))
+    return str(secret.get())
+
+
+def is_transient(task: Any, task_run: Any, state: State) -> bool:
+    """Retry only what may pass: lost connections, serialization failures, deadlocks."""
+    try:
+        state.result()
+    except MdpipeError as exc:
+        return exc.transient
+    except DBAPIError as exc:
+        code = getattr(exc.orig, "sqlstate", None) or ""
+        return exc.connection_invalidated or code in {"40001", "40P01"} or code.startswith("08")
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="import file",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=is_transient,
+)
+def run_import(
+    kind: str, file: str, options: ImportOptions, database_secret: str | None = None
+) -> RunSummary:
+    """Run the library import, updating a progress artifact as batches commit.
+
+    The database transaction, not Prefect state, is the unit of work: a retry re-plans
+    against what the earlier attempt committed, so no row is imported twice.
+    """
+    key = artifact_key(options.workspace, kind, "progress")
+    progress_id = cast(
+        UUID, create_progress_artifact(0.0, key=key, description=f"{kind} import of {file}")
+    )
+
+    def progress(stage: str, done: int, total: int) -> None:
+        update_progress_artifact(progress_id, 100.0 * done / total if total else 100.0)
+
+    return IMPORTERS[kind](
+        file, options=options, database_url=database_url(database_secret), progress=progress
+    )
+
+
+def requested_by(flow_run_id: Any) -> str:
+    """How an import run names the flow run that asked for it."""
+    return f"prefect-flow-run:{flow_run_id}"
+
+
+def close_import_runs(status: str) -> Any:
+    """A flow hook marking the import runs of a cancelled or crashed flow run."""
+
+    def hook(flow: Any, flow_run: FlowRun, state: State) -> None:
+        secret = (flow_run.parameters or {}).get("database_secret")
+        with transaction(connect_or_fail(database_url(secret))) as conn:
+            closed = close_runs_requested_by(
+                conn, requested_by(flow_run.id), status=status, error=state.message or status
+            )
+        get_run_logger().info("marked %d import run(s) %s", closed, status)
+
+    return hook
 
 
 def finish(summary: RunSummary, *, workspace: str) -> dict[str, Any]:
-    """Publish the run's artifacts and log its stages; returns the JSON summary."""
+    """Publish the run's artifacts and log its summary; returns the JSON summary."""
     publish_summary(summary, workspace=workspace)
-    return log_summary(summary)
+    result = summary.as_json()
+    get_run_logger().info("summary: %s", result)
+    return result
 
 
 def artifact_key(workspace: str, kind: str, what: str) -> str:
@@ -52,19 +187,40 @@ def publish_summary(summary: RunSummary, *, workspace: str) -> None:
     create_table_artifact(
         shown.to_dicts()
         if shown.height
-        else [
-            {"row": None, "column": None, "value": None, "reason": None, "detail": "no row errors"}
-        ],
+        else [{"row": None, "reason": None, "detail": "no row errors"}],
         key=artifact_key(workspace, summary.kind, "errors"),
         description=f"first {shown.height} of {errors.height} row errors of {summary.file_name}",
     )
 
 
-def log_summary(summary: RunSummary) -> dict[str, Any]:
-    """Log the stage timings and counts; returns the JSON summary."""
-    logger = get_run_logger()
-    for stage, seconds in summary.timings.items():
-        logger.info("stage %s took %.2f s", stage, seconds)
-    result = summary.as_json()
-    logger.info("summary: %s", result)
-    return result
+def local_run_arguments(kind: str, argv: list[str] | None = None) -> dict[str, Any]:
+    """Flow parameters from command-line options, for `python -m flows.import_<kind> FILE ...`."""
+    from mdpipe.cli import add_import_options
+    from mdpipe.mapping import parse_map_options
+
+    parser = argparse.ArgumentParser(prog=f"python -m flows.import_{kind}")
+    add_import_options(parser)
+    parser.add_argument("--workspace", default="default")
+    parser.add_argument("--database-secret", help="Prefect Secret block with the database URL")
+    if kind == "contacts":
+        parser.add_argument("--on-duplicate", choices=["skip", "update"], default="skip")
+    else:
+        parser.add_argument("--timezone", default="UTC")
+    args = parser.parse_args(argv)
+    params = {
+        "file": args.file,
+        "workspace": args.workspace,
+        "mapping": parse_map_options(args.map) or None,
+        "mapping_file": args.mapping_file,
+        "default_region": args.default_region,
+        "dry_run": args.dry_run,
+        "errors_out": args.errors_out,
+        "max_rows": args.max_rows,
+        "max_bytes": args.max_bytes,
+        "database_secret": args.database_secret,
+    }
+    if kind == "contacts":
+        params["on_duplicate"] = args.on_duplicate
+    else:
+        params["timezone"] = args.timezone
+    return params

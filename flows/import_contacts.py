@@ -1,30 +1,56 @@
-"""Prefect flow: import a contacts CSV (the same library function as `mdpipe import contacts`)."""
+"""Prefect flow: import a contacts CSV (the same library function as `mdpipe import contacts`).
+
+Run it locally without deploying anything: `python -m flows.import_contacts FILE [options]`.
+"""
 
 from __future__ import annotations
 
-import sys
-from typing import Any, Literal
+import json
+from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
-from flows.common import finish, run_import
+from flows.common import (
+    DatabaseSecret,
+    DefaultRegion,
+    DryRun,
+    ErrorsOut,
+    File,
+    Mapping_,
+    MappingFile,
+    MaxBytes,
+    MaxRows,
+    OnDuplicate,
+    Workspace,
+    close_import_runs,
+    finish,
+    local_run_arguments,
+    requested_by,
+    run_import,
+)
 from mdpipe.imports import ImportOptions
 
 
-@flow(name="import_contacts")
+@flow(
+    name="import_contacts",
+    on_cancellation=[close_import_runs("cancelled")],
+    on_crashed=[close_import_runs("failed")],
+)
 def import_contacts(
-    file: str,
-    workspace: str = "default",
-    mapping: dict[str, str | None] | None = None,
-    mapping_file: str | None = None,
-    on_duplicate: Literal["skip", "update"] = "skip",
-    default_region: str | None = None,
-    dry_run: bool = False,
-    errors_out: str | None = None,
-    max_rows: int | None = None,
-    max_bytes: int | None = None,
+    file: File,
+    workspace: Workspace = "default",
+    mapping: Mapping_ = None,
+    mapping_file: MappingFile = None,
+    on_duplicate: OnDuplicate = "skip",
+    default_region: DefaultRegion = None,
+    dry_run: DryRun = False,
+    errors_out: ErrorsOut = None,
+    max_rows: MaxRows = None,
+    max_bytes: MaxBytes = None,
+    database_secret: DatabaseSecret = None,
 ) -> dict[str, Any]:
-    """Import contacts from a CSV file; publishes the summary and errors as artifacts."""
+    """Import contacts from a CSV: validated, deduplicated by email and phone, never twice."""
     options = ImportOptions(
         workspace=workspace,
         mapping=mapping or {},
@@ -35,9 +61,11 @@ def import_contacts(
         errors_out=errors_out,
         max_rows=max_rows,
         max_bytes=max_bytes,
+        requested_by=requested_by(flow_run.id),
     )
-    return finish(run_import("contacts", file, options), workspace=workspace)
+    summary = run_import("contacts", file, options, database_secret)
+    return finish(summary, workspace=workspace)
 
 
 if __name__ == "__main__":
-    import_contacts(sys.argv[1])
+    print(json.dumps(import_contacts(**local_run_arguments("contacts"))))

@@ -1,30 +1,56 @@
-"""Prefect flow: import message history (the same library function as `mdpipe import messages`)."""
+"""Prefect flow: import message history (the same library function as `mdpipe import messages`).
+
+Run it locally without deploying anything: `python -m flows.import_messages FILE [options]`.
+"""
 
 from __future__ import annotations
 
-import sys
+import json
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
-from flows.common import finish, run_import
+from flows.common import (
+    DatabaseSecret,
+    DefaultRegion,
+    DryRun,
+    ErrorsOut,
+    File,
+    Mapping_,
+    MappingFile,
+    MaxBytes,
+    MaxRows,
+    Timezone,
+    Workspace,
+    close_import_runs,
+    finish,
+    local_run_arguments,
+    requested_by,
+    run_import,
+)
 from mdpipe.imports import ImportOptions
 
 
-@flow(name="import_messages")
+@flow(
+    name="import_messages",
+    on_cancellation=[close_import_runs("cancelled")],
+    on_crashed=[close_import_runs("failed")],
+)
 def import_messages(
-    file: str,
-    workspace: str = "default",
-    mapping: dict[str, str | None] | None = None,
-    mapping_file: str | None = None,
-    default_region: str | None = None,
-    timezone: str = "UTC",
-    dry_run: bool = False,
-    errors_out: str | None = None,
-    max_rows: int | None = None,
-    max_bytes: int | None = None,
+    file: File,
+    workspace: Workspace = "default",
+    mapping: Mapping_ = None,
+    mapping_file: MappingFile = None,
+    default_region: DefaultRegion = None,
+    timezone: Timezone = "UTC",
+    dry_run: DryRun = False,
+    errors_out: ErrorsOut = None,
+    max_rows: MaxRows = None,
+    max_bytes: MaxBytes = None,
+    database_secret: DatabaseSecret = None,
 ) -> dict[str, Any]:
-    """Import past SMS from a CSV file into conversations; publishes summary and error artifacts."""
+    """Import past SMS into conversations (1:1 and group) on existing channels, never twice."""
     options = ImportOptions(
         workspace=workspace,
         mapping=mapping or {},
@@ -35,9 +61,11 @@ def import_messages(
         errors_out=errors_out,
         max_rows=max_rows,
         max_bytes=max_bytes,
+        requested_by=requested_by(flow_run.id),
     )
-    return finish(run_import("messages", file, options), workspace=workspace)
+    summary = run_import("messages", file, options, database_secret)
+    return finish(summary, workspace=workspace)
 
 
 if __name__ == "__main__":
-    import_messages(sys.argv[1])
+    print(json.dumps(import_messages(**local_run_arguments("messages"))))

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="kind", required=True
     )
     contacts = imports.add_parser("contacts", parents=[common], help="import contacts")
-    _import_options(contacts)
+    add_import_options(contacts)
     contacts.add_argument(
         "--on-duplicate",
         choices=["skip", "update"],
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contacts.set_defaults(handler=_import_contacts)
     messages = imports.add_parser("messages", parents=[common], help="import message history")
-    _import_options(messages)
+    add_import_options(messages)
     messages.add_argument(
         "--timezone",
         default="UTC",
@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _import_options(parser: argparse.ArgumentParser) -> None:
+def add_import_options(parser: argparse.ArgumentParser) -> None:
+    """The options both imports take (the FILE argument first)."""
     parser.add_argument("file", help="the CSV file (UTF-8, header row)")
     parser.add_argument(
         "--map",

@@ -96,6 +96,12 @@ class SetupError(MdpipeError):
     """A workspace setting is wrong (unknown property type, duplicate channel, ...)."""
 
 
+class SourceUnavailable(MdpipeError):
+    """A remote file could not be fetched for now (network, server error)."""
+
+    transient = True
+
+
 class DatabaseUnavailable(MdpipeError):
     """The database could not be reached or dropped the connection."""
 

@@ -33,7 +33,7 @@ from mdpipe.mapping import (
 )
 from mdpipe.messages import check_message_mapping, check_timezone, validate_messages
 from mdpipe.report import RunSummary, summarise_run, write_errors_csv
-from mdpipe.source import ROW, Source, read_source
+from mdpipe.source import ROW, Source, local_copy, read_source
 from mdpipe.validate import prepare_fields
 from mdpipe.workspace import ensure_workspace, find_workspace, list_channels, list_properties
 
@@ -242,7 +242,8 @@ def _prepare(
 ) -> Prepared:
     with timer.stage("read") as noted:
         limits = Limits.resolve(max_rows=options.max_rows, max_bytes=options.max_bytes)
-        source = read_source(path, limits=limits)
+        with local_copy(path, limits=limits) as local:
+            source = read_source(local, limits=limits)
         noted.update(rows=source.rows_read, wrong_width=source.errors.height)
     engine = connect_or_fail(database_url)
     with transaction(engine) as conn:

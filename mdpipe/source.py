@@ -12,14 +12,19 @@ import csv
 import hashlib
 import itertools
 import sys
+import tempfile
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
+import httpx
 import polars as pl
 
 from mdpipe.config import Limits
-from mdpipe.errors import FileRefused, Reason, errors_where
+from mdpipe.errors import FileRefused, Reason, SourceUnavailable, errors_where
 
 ROW = "row"
 FIRST_DATA_ROW = 2  # a spreadsheet shows the header as row 1
@@ -224,3 +229,97 @@ def _read_cells_with_csv_module(path: Path, *, width: int) -> pl.DataFrame:
                 )
             )
     return pl.concat(frames)
+
+
+REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "az", "abfs", "abfss", "memory")
+_DOWNLOAD_BLOCK = 1 << 20
+
+
+def is_remote(location: str | Path) -> bool:
+    """Whether `location` is a URL to fetch rather than a local path."""
+    return urlparse(str(location)).scheme in REMOTE_SCHEMES
+
+
+@contextmanager
+def local_copy(location: str | Path, *, limits: Limits) -> Iterator[Path]:
+    """A local path for `location`: the path itself, or a temporary download of a URL
+    (https, s3, gs, az), kept under the same file name and refused past the size limit."""
+    if not is_remote(location):
+        yield Path(location)
+        return
+    url = str(location)
+    name = Path(urlparse(url).path).name or "download.csv"
+    with tempfile.TemporaryDirectory(prefix="mdpipe-") as folder:
+        target = Path(folder) / name
+        with target.open("wb") as sink:
+            for block in _remote_blocks(url):
+                sink.write(block)
+                if limits.max_bytes and sink.tell() > limits.max_bytes:
+                    msg = (
+                        f"{name}: CSV file is too large: over {limits.max_bytes / 1_048_576:.1f} MB "
+                        "(the limit). Split it into smaller files or raise the limit with --max-bytes"
+                    )
+                    raise FileRefused(msg)
+        yield target
+
+
+def _remote_blocks(url: str) -> Iterator[bytes]:
+    if urlparse(url).scheme in ("http", "https"):
+        yield from _http_blocks(url)
+        return
+    try:
+        import fsspec
+
+        with fsspec.open(url, "rb") as handle:
+            while block := handle.read(_DOWNLOAD_BLOCK):
+                yield block
+    except ImportError as exc:
+        msg = f"{url}: reading this kind of URL needs an extra package ({exc.name}); see the README"
+        raise FileRefused(msg) from None
+    except FileNotFoundError:
+        msg = f"{url}: no such file"
+        raise FileRefused(msg) from None
+    except OSError as exc:
+        msg = f"{url}: cannot read it: {exc}"
+        raise SourceUnavailable(msg) from exc
+
+
+def _http_blocks(url: str) -> Iterator[bytes]:
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
+            if response.status_code >= 400:
+                msg = f"{url}: the server answered HTTP {response.status_code}"
+                error = SourceUnavailable if response.status_code >= 500 else FileRefused
+                raise error(msg)
+            yield from response.iter_bytes(_DOWNLOAD_BLOCK)
+    except httpx.TransportError as exc:
+        msg = f"{url}: cannot download it: {exc}"
+        raise SourceUnavailable(msg) from exc
+
+
+def list_csv_files(location: str | Path) -> list[str]:
+    """The CSV files directly in a folder or under a bucket prefix, sorted by name."""
+    text = str(location)
+    if not is_remote(text):
+        folder = Path(text)
+        if not folder.is_dir():
+            msg = f"{folder}: not a folder"
+            raise FileRefused(msg)
+        return sorted(
+            str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv"
+        )
+    if urlparse(text).scheme in ("http", "https"):
+        msg = f"{text}: a web address cannot be listed; give a folder or a bucket prefix"
+        raise FileRefused(msg)
+    try:
+        from fsspec.core import url_to_fs
+
+        fs, root = url_to_fs(text)
+        found = fs.glob(root.rstrip("/") + "/*")
+    except ImportError as exc:
+        msg = (
+            f"{text}: listing this kind of URL needs an extra package ({exc.name}); see the README"
+        )
+        raise FileRefused(msg) from None
+    protocol = urlparse(text).scheme
+    return sorted(f"{protocol}://{path}" for path in found if str(path).lower().endswith(".csv"))
