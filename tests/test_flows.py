@@ -59,3 +59,146 @@ def test_messages_flow_imports_and_publishes_artifacts(
     assert (result["imported"], result["conversations_created"]) == (4, 2)
     summary = artifacts("mdpipe-default-messages-summary")
     assert summary and "Conversations created: 2" in summary[0].data
+
+
+def test_a_transient_failure_in_the_load_is_retried_and_counts_stay_exact(
+    prefect_server, database_url, engine, write_csv, monkeypatch
+):
+    import mdpipe.imports
+    from mdpipe.errors import DatabaseUnavailable
+
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    real_insert = mdpipe.imports.insert_contacts
+    calls = {"n": 0}
+
+    def flaky_insert(conn, batch, **kwargs):
+        calls["n"] += 1
+        refused = real_insert(conn, batch, **kwargs)
+        if calls["n"] == 2:  # the second batch is written, then the connection drops
+            raise DatabaseUnavailable("server closed the connection unexpectedly")
+        return refused
+
+    monkeypatch.setattr(mdpipe.imports, "insert_contacts", flaky_insert)
+    monkeypatch.setattr("flows.common.run_import.retry_delay_seconds", [0, 0, 0], raising=False)
+    rows = "\n".join(f"u{i}@example.com" for i in range(30))
+    path = write_csv(f"Email\n{rows}\n")
+    from flows.common import run_import
+    from mdpipe.imports import ImportOptions
+
+    summary = run_import.with_options(retry_delay_seconds=0)(
+        "contacts", str(path), ImportOptions(batch_size=10)
+    )
+    # batch 1 commits, batch 2 is written then lost with the connection; the retry re-plans
+    # against the 10 stored rows and loads the other 20 in two batches
+    assert calls["n"] == 4
+    assert (summary.imported, summary.skipped, summary.processed) == (20, 10, 30)
+    assert query(engine, "SELECT count(*), count(DISTINCT email_key) FROM contacts") == [(30, 30)]
+    assert query(engine, "SELECT status FROM import_runs ORDER BY id") == [
+        ("failed",),
+        ("completed",),
+    ]
+
+
+def test_a_bad_file_is_not_retried(prefect_server, database_url, write_csv, monkeypatch):
+    from prefect.states import Failed
+
+    from flows.common import is_transient
+    from mdpipe.errors import FileRefused
+
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    assert is_transient(None, None, Failed(data=FileRefused("bad file"))) is False
+    from mdpipe.errors import DatabaseUnavailable
+
+    assert is_transient(None, None, Failed(data=DatabaseUnavailable("gone"))) is True
+
+
+def test_a_cancelled_run_is_marked_and_a_rerun_finishes_without_duplicates(
+    prefect_server, database_url, engine, write_csv, monkeypatch
+):
+    from prefect.exceptions import TerminationSignal
+
+    import mdpipe.imports
+
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    real_insert = mdpipe.imports.insert_contacts
+    calls = {"n": 0}
+
+    def cancelled_during_second_batch(conn, batch, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise TerminationSignal(signal=15)  # what Prefect raises when the UI cancels a run
+        return real_insert(conn, batch, **kwargs)
+
+    monkeypatch.setattr(mdpipe.imports, "insert_contacts", cancelled_during_second_batch)
+    rows = "\n".join(f"u{i}@example.com" for i in range(30))
+    path = write_csv(f"Email\n{rows}\n")
+    from flows.common import run_import
+    from mdpipe.imports import ImportOptions
+
+    with pytest.raises(TerminationSignal):
+        run_import.with_options(retries=0)("contacts", str(path), ImportOptions(batch_size=10))
+    assert query(engine, "SELECT status, rows_done FROM import_runs") == [("cancelled", 10)]
+    assert query(engine, "SELECT count(*) FROM contacts") == [(10,)]
+    monkeypatch.setattr(mdpipe.imports, "insert_contacts", real_insert)
+    result = import_contacts(str(path))
+    assert (result["imported"], result["skipped"]) == (20, 10)
+    assert query(engine, "SELECT count(*) FROM contacts") == [(30,)]
+
+
+def test_the_cancellation_hook_closes_the_import_runs_of_its_flow_run(
+    database_url, engine, monkeypatch
+):
+    from types import SimpleNamespace
+    from uuid import uuid4
+
+    from prefect.states import Cancelled
+
+    from flows.common import close_import_runs, requested_by
+    from mdpipe.db.engine import transaction
+    from mdpipe.db.runs import start_run
+
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    flow_run_id = uuid4()
+    query(engine, "INSERT INTO workspaces (name) VALUES ('w')")
+    with transaction(engine) as conn:
+        start_run(
+            conn, workspace_id=1, kind="contacts", file_name="a.csv", file_sha256="0" * 64,
+            options={}, rows_total=1, requested_by=requested_by(flow_run_id),
+        )  # fmt: skip
+    hook = close_import_runs("cancelled")
+    from prefect.logging.loggers import disable_run_logger
+
+    with disable_run_logger():
+        hook(
+            None,
+            SimpleNamespace(id=flow_run_id, parameters={}),
+            Cancelled(message="cancelled from the UI"),
+        )
+    assert query(engine, "SELECT status, error FROM import_runs") == [
+        ("cancelled", "cancelled from the UI")
+    ]
+
+
+def test_progress_artifact_and_stage_logs(prefect_server, database_url, write_csv, monkeypatch):
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    path = write_csv("Email\na@example.com\nb@example.com\n")
+    state = import_contacts(str(path), workspace="progress", return_state=True)
+    progress = artifacts("mdpipe-progress-contacts-progress")
+    assert progress and progress[0].data == 100.0
+    import logging
+    import time
+
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    for handler in logging.getLogger("mdpipe").handlers:
+        handler.flush()
+    time.sleep(2)  # the API log handler ships records in the background
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    messages = " | ".join(log.message for log in logs)
+    for stage in ("read", "map", "validate", "dedupe", "load"):
+        assert f"stage {stage}:" in messages
