@@ -110,9 +110,9 @@ def wait_completed(env: dict[str, str], run_id: str, seconds: float = 240) -> No
     wait_for(finished, seconds)
 
 
-def artifacts_of(env: dict[str, str], run_id: str) -> dict[str, Any]:
+def artifacts_of(env: dict[str, str], run_id: str, field: str = "data") -> dict[str, Any]:
     found = api(env, "POST", "/artifacts/filter", artifacts={"flow_run_id": {"any_": [run_id]}})
-    return {a["key"]: a["data"] for a in found if a.get("key")}
+    return {a["key"]: a[field] for a in found if a.get("key")}
 
 
 def test_deployments_run_both_imports_and_a_sweep(prefect_env, postgres_url, tmp_path):
@@ -189,26 +189,38 @@ def test_deployments_run_both_imports_and_a_sweep(prefect_env, postgres_url, tmp
         assert query(engine, "SELECT count(*) FROM import_runs WHERE status = 'completed'") == [
             (5,)
         ]
-        take_screenshot(env, contacts_run, tmp_path)
+        summary_id = artifacts_of(env, contacts_run, "id")["mdpipe-default-contacts-summary"]
+        take_screenshots(
+            env,
+            {"": f"runs/flow-run/{contacts_run}", "-summary": f"artifacts/artifact/{summary_id}"},
+            tmp_path,
+        )
     finally:
         worker.terminate()
         worker.wait(timeout=30)
 
 
-def take_screenshot(env: dict[str, str], run_id: str, tmp_path: Path) -> None:
+def take_screenshots(env: dict[str, str], pages: dict[str, str], tmp_path: Path) -> None:
+    """Screenshots of UI pages; $MDPIPE_E2E_SCREENSHOT names the first, the others get a suffix."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        print("chromium is not installed: no screenshot of the flow run page")
+        print("chromium is not installed: no screenshots of the UI")
         return
-    target = Path(os.environ.get("MDPIPE_E2E_SCREENSHOT", tmp_path / "flow-run.png"))
+    first = Path(os.environ.get("MDPIPE_E2E_SCREENSHOT", tmp_path / "flow-run.png"))
     ui = env["PREFECT_API_URL"].removesuffix("/api")
+    for suffix, page in pages.items():
+        target = first.with_name(f"{first.stem}{suffix}{first.suffix}")
+        screenshot(browser, f"{ui}/{page}", target, tmp_path)
+
+
+def screenshot(browser: str, url: str, target: Path, tmp_path: Path) -> None:
     subprocess.run(
         [
             browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1440,2000",
             "--virtual-time-budget=20000", f"--screenshot={target}",
-            f"{ui}/runs/flow-run/{run_id}?tab=Artifacts",
+            url,
         ],
         capture_output=True, timeout=120, check=True,
     )  # fmt: skip
