@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from dataclasses import fields
 from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from prefect.artifacts import (
 from prefect.blocks.system import Secret
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.logging.handlers import APILogHandler
+from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 from pydantic import Field
 from sqlalchemy.exc import DBAPIError
@@ -31,12 +33,8 @@ from mdpipe.report import RunSummary, summary_markdown
 # the full list is in the database (`mdpipe runs show`) and in the errors_out CSV
 ERROR_ROWS_IN_ARTIFACT = 200
 IMPORTERS = {"contacts": import_contacts, "messages": import_messages}
+IMPORT_OPTIONS = {f.name for f in fields(ImportOptions)} - {"batch_size", "requested_by"}
 
-# the library logs each stage (counts, timing) to "mdpipe": send those records to the run's logs
-_library_logger = logging.getLogger("mdpipe")
-_library_logger.setLevel(logging.INFO)
-if not any(isinstance(h, APILogHandler) for h in _library_logger.handlers):
-    _library_logger.addHandler(APILogHandler())
 
 # Parameters as the Prefect UI shows them: a form with descriptions, choices and defaults.
 File = Annotated[
@@ -131,9 +129,18 @@ def run_import(
     def progress(stage: str, done: int, total: int) -> None:
         update_progress_artifact(progress_id, 100.0 * done / total if total else 100.0)
 
-    return IMPORTERS[kind](
-        file, options=options, database_url=database_url(database_secret), progress=progress
-    )
+    # the library logs each stage (counts, timing) to "mdpipe": send those to the run's logs
+    library_logger = logging.getLogger("mdpipe")
+    library_logger.setLevel(logging.INFO)
+    handler = APILogHandler()
+    library_logger.addHandler(handler)
+    try:
+        return IMPORTERS[kind](
+            file, options=options, database_url=database_url(database_secret), progress=progress
+        )
+    finally:
+        handler.flush()
+        library_logger.removeHandler(handler)
 
 
 def requested_by(flow_run_id: Any) -> str:
@@ -153,6 +160,20 @@ def close_import_runs(status: str) -> Any:
         get_run_logger().info("marked %d import run(s) %s", closed, status)
 
     return hook
+
+
+def run_flow(kind: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The body of both import flows: their parameters as ImportOptions, the import task,
+    then the artifacts; returns the JSON summary."""
+    options = {k: v for k, v in parameters.items() if k in IMPORT_OPTIONS}
+    options["mapping"] = options.get("mapping") or {}
+    summary = run_import(
+        kind,
+        parameters["file"],
+        ImportOptions(**options, requested_by=requested_by(flow_run.id)),
+        parameters.get("database_secret"),
+    )
+    return finish(summary, workspace=parameters["workspace"])
 
 
 def finish(summary: RunSummary, *, workspace: str) -> dict[str, Any]:

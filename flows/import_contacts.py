@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
 from flows.common import (
     DatabaseSecret,
@@ -24,12 +23,9 @@ from flows.common import (
     OnDuplicate,
     Workspace,
     close_import_runs,
-    finish,
     local_run_arguments,
-    requested_by,
-    run_import,
+    run_flow,
 )
-from mdpipe.imports import ImportOptions
 
 
 @flow(
@@ -51,20 +47,7 @@ def import_contacts(
     database_secret: DatabaseSecret = None,
 ) -> dict[str, Any]:
     """Import contacts from a CSV: validated, deduplicated by email and phone, never twice."""
-    options = ImportOptions(
-        workspace=workspace,
-        mapping=mapping or {},
-        mapping_file=mapping_file,
-        on_duplicate=on_duplicate,
-        default_region=default_region,
-        dry_run=dry_run,
-        errors_out=errors_out,
-        max_rows=max_rows,
-        max_bytes=max_bytes,
-        requested_by=requested_by(flow_run.id),
-    )
-    summary = run_import("contacts", file, options, database_secret)
-    return finish(summary, workspace=workspace)
+    return run_flow("contacts", locals())
 
 
 if __name__ == "__main__":

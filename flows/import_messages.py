@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
 from flows.common import (
     DatabaseSecret,
@@ -24,12 +23,9 @@ from flows.common import (
     Timezone,
     Workspace,
     close_import_runs,
-    finish,
     local_run_arguments,
-    requested_by,
-    run_import,
+    run_flow,
 )
-from mdpipe.imports import ImportOptions
 
 
 @flow(
@@ -51,20 +47,7 @@ def import_messages(
     database_secret: DatabaseSecret = None,
 ) -> dict[str, Any]:
     """Import past SMS into conversations (1:1 and group) on existing channels, never twice."""
-    options = ImportOptions(
-        workspace=workspace,
-        mapping=mapping or {},
-        mapping_file=mapping_file,
-        default_region=default_region,
-        timezone=timezone,
-        dry_run=dry_run,
-        errors_out=errors_out,
-        max_rows=max_rows,
-        max_bytes=max_bytes,
-        requested_by=requested_by(flow_run.id),
-    )
-    summary = run_import("messages", file, options, database_secret)
-    return finish(summary, workspace=workspace)
+    return run_flow("messages", locals())
 
 
 if __name__ == "__main__":

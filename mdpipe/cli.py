@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mdpipe.config import DEFAULT_WORKSPACE
 from mdpipe.db.engine import connect_or_fail, transaction, upgrade_schema
-from mdpipe.db.runs import get_run, list_runs, run_errors
+from mdpipe.db.runs import RUN_COLUMNS, get_run, list_runs, run_errors
 from mdpipe.errors import DatabaseUnavailable, MdpipeError
 from mdpipe.imports import ImportOptions, import_contacts, import_messages
 from mdpipe.mapping import parse_map_options
@@ -275,25 +275,9 @@ def _export_contacts(args: argparse.Namespace) -> int:
 def _list_runs(args: argparse.Namespace) -> int:
     with transaction(connect_or_fail(args.database_url)) as conn:
         runs = list_runs(conn, find_workspace(conn, args.workspace))
-    print("id\tkind\tstatus\tprocessed\timported\tupdated\tskipped\tfailed\tstarted\tfile")
+    print("\t".join(RUN_COLUMNS))
     for run in runs:
-        print(
-            "\t".join(
-                str(run[k])
-                for k in (
-                    "id",
-                    "kind",
-                    "status",
-                    "processed",
-                    "imported",
-                    "updated",
-                    "skipped",
-                    "failed",
-                    "started_at",
-                    "file_name",
-                )
-            )
-        )
+        print("\t".join("" if run[c] is None else str(run[c]) for c in RUN_COLUMNS))
     return 0
 
 

@@ -73,44 +73,11 @@ def validate_contacts(
         headers=headers,
         details={str(k): v for k, v in DETAILS.items()},
     )
-    # problem columns of the properties are not in the schema: re-attach for the details
-    errors = _attach_property_problems(errors, frame, properties=properties, headers=headers)
     normalised = valid.filter(
         pl.col("phone").is_not_null() & (pl.col("phone") != pl.col("phone_e164"))
     ).height
     return ValidContacts(
         rows=_load_shape(valid, properties), errors=errors, normalised_phones=normalised
-    )
-
-
-def _attach_property_problems(
-    errors: pl.DataFrame,
-    frame: pl.DataFrame,
-    *,
-    properties: Mapping[str, str],
-    headers: Mapping[str, str],
-) -> pl.DataFrame:
-    if not properties or errors.height == 0:
-        return errors
-    problems = pl.concat(
-        [
-            frame.select(
-                "row",
-                pl.lit(headers[name]).alias("column"),
-                pl.col(problem_column(name)).alias("property_problem"),
-            )
-            for name in properties
-        ]
-    ).drop_nulls("property_problem")
-    return (
-        errors.join(problems, on=["row", "column"], how="left", maintain_order="left")
-        .with_columns(
-            pl.when(pl.col("reason") == str(Reason.TYPE_MISMATCH))
-            .then(pl.col("property_problem").fill_null(pl.col("detail")))
-            .otherwise(pl.col("detail"))
-            .alias("detail")
-        )
-        .drop("property_problem")
     )
 
 

@@ -46,6 +46,7 @@ def contact_schema(properties: Mapping[str, str]) -> pa.DataFrameSchema:
     for name, kind in properties.items():
         columns[name] = text(normalised_when_given(name, typed_column(name), Reason.TYPE_MISMATCH))
         columns[typed_column(name)] = pa.Column(PROPERTY_DTYPES[kind], nullable=True)
+        columns.update(problem(name))
     return pa.DataFrameSchema(
         columns,
         checks=[any_present(["email", "phone"], Reason.MISSING_CONTACT_METHOD)],

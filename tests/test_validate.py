@@ -100,6 +100,7 @@ def test_the_schema_catches_bad_values_on_a_collected_frame():
             "phone__problem": [None, None],
             "tier": ["x", None],
             "tier__typed": [None, None],
+            "tier__problem": ["not a number", None],
         },
         schema_overrides={
             c: pl.String
