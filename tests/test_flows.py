@@ -202,3 +202,50 @@ def test_progress_artifact_and_stage_logs(prefect_server, database_url, write_cs
     messages = " | ".join(log.message for log in logs)
     for stage in ("read", "map", "validate", "dedupe", "load"):
         assert f"stage {stage}:" in messages
+
+
+def test_a_bad_parameter_is_refused_before_the_flow_runs(
+    prefect_server, database_url, engine, write_csv, monkeypatch
+):
+    from prefect.exceptions import ParameterTypeError
+
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    path = write_csv("Email\na@example.com\n")
+    with pytest.raises(ParameterTypeError):
+        import_contacts(str(path), on_duplicate="overwrite")
+    with pytest.raises(ParameterTypeError):
+        import_contacts(str(path), max_rows=-1)
+    assert query(engine, "SELECT count(*) FROM import_runs") == [(0,)]
+
+
+def test_the_database_url_can_come_from_a_secret_block(
+    prefect_server, database_url, engine, write_csv, monkeypatch
+):
+    from prefect.blocks.system import Secret
+
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/wrong")
+    Secret(value=database_url).save("mdpipe-test-db", overwrite=True)
+    result = import_contacts(
+        str(write_csv("Email\na@example.com\n")), database_secret="mdpipe-test-db"
+    )
+    assert result["imported"] == 1
+    assert query(engine, "SELECT count(*) FROM contacts") == [(1,)]
+
+
+def test_local_runs_take_the_commands_options():
+    from flows.common import local_run_arguments
+
+    params = local_run_arguments(
+        "contacts",
+        ["people.csv", "--map", "Cell=phone", "--on-duplicate", "update", "--max-rows", "0"],
+    )
+    assert params["file"] == "people.csv"
+    assert (params["mapping"], params["on_duplicate"], params["max_rows"]) == (
+        {"Cell": "phone"},
+        "update",
+        0,
+    )
+    assert (
+        local_run_arguments("messages", ["m.csv", "--timezone", "Europe/Paris"])["timezone"]
+        == "Europe/Paris"
+    )

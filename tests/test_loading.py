@@ -96,3 +96,47 @@ def test_two_imports_racing_never_duplicate_a_contact(postgres_url, write_csv):
     assert a.imported + b.imported == 450
     assert a.reasons.get("duplicate-existing", 0) + b.reasons.get("duplicate-existing", 0) == 150
     assert a.processed == a.imported + a.skipped and b.processed == b.imported + b.skipped
+
+
+def test_two_message_imports_racing_never_double_a_message(postgres_url, write_csv):
+    from mdpipe.imports import import_messages
+    from mdpipe.workspace import add_channel
+
+    engine = open_engine(postgres_url)
+    add_channel(engine, "default", "Main", "+15550100000")
+    header = "Timestamp,Direction,Phone,Text,Channel"
+    rows = [
+        f"2025-06-01T10:{i // 60:02d}:{i % 60:02d}Z,out,+1415555{i % 7:04d},m{i},Main"
+        for i in range(200)
+    ]
+    first = write_csv("\n".join([header, *rows[:150]]) + "\n", "a.csv")
+    second = write_csv("\n".join([header, *rows[50:]]) + "\n", "b.csv")
+    barrier = threading.Barrier(2)
+    real_load_batches = mdpipe.imports._load_batches
+    results = {}
+
+    def load_after_both_planned(*args, **kwargs):
+        barrier.wait(timeout=30)
+        return real_load_batches(*args, **kwargs)
+
+    mdpipe.imports._load_batches = load_after_both_planned
+    try:
+        threads = [
+            threading.Thread(
+                target=lambda p=p: results.__setitem__(
+                    p.name, import_messages(p, database_url=postgres_url)
+                )
+            )
+            for p in (first, second)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        mdpipe.imports._load_batches = real_load_batches
+    a, b = results["a.csv"], results["b.csv"]
+    assert query(engine, "SELECT count(*), count(DISTINCT text) FROM messages") == [(200, 200)]
+    assert query(engine, "SELECT count(*) FROM conversations") == [(7,)]
+    assert a.imported + b.imported == 200
+    assert a.reasons.get("duplicate-existing", 0) + b.reasons.get("duplicate-existing", 0) == 100

@@ -84,3 +84,13 @@ def test_row_limit_counts_data_rows_not_blank_lines(write_csv):
     assert read_source(path, limits=Limits(max_rows=3)).rows_read == 3
     with pytest.raises(FileRefused, match="too many rows: 3 data rows"):
         read_source(path, limits=Limits(max_rows=2))
+
+
+def test_limits_come_from_the_environment_when_not_given(monkeypatch):
+    monkeypatch.setenv("MDPIPE_MAX_ROWS", "0")
+    monkeypatch.setenv("MDPIPE_MAX_BYTES", "123")
+    assert Limits.resolve() == Limits(max_rows=0, max_bytes=123)
+    assert Limits.resolve(max_rows=7) == Limits(max_rows=7, max_bytes=123)
+    monkeypatch.setenv("MDPIPE_MAX_ROWS", "lots")
+    with pytest.raises(ValueError, match="MDPIPE_MAX_ROWS"):
+        Limits.resolve()
