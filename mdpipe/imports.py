@@ -19,7 +19,13 @@ from mdpipe.config import DEFAULT_WORKSPACE, Limits
 from mdpipe.contacts import validate_contacts
 from mdpipe.db.engine import connect_or_fail, transaction
 from mdpipe.db.load import batches
-from mdpipe.db.merge import existing_contact_keys, insert_contacts, insert_messages, update_contacts
+from mdpipe.db.merge import (
+    ensure_conversations,
+    existing_contact_keys,
+    insert_contacts,
+    insert_messages,
+    update_contacts,
+)
 from mdpipe.db.runs import finish_run, record_progress, start_run
 from mdpipe.dedupe import OnDuplicate, plan_contacts, plan_messages
 from mdpipe.errors import MappingError, Reason, concat_errors, errors_where
@@ -222,8 +228,18 @@ def import_messages(
         extra={"dropped_attachments": valid.dropped_attachments, "conversations_created": 0},
     )
 
+    conversations: list[pl.DataFrame] = []
+
     def load(conn: Connection, workspace_id: int, run_id: int, batch: pl.DataFrame) -> BatchResult:
-        refused, created = insert_messages(conn, batch, workspace_id=workspace_id, run_id=run_id)
+        created = 0
+        if not conversations:  # all of the file's conversations at once, in the first batch
+            found, created = ensure_conversations(
+                conn, plan.new, workspace_id=workspace_id, run_id=run_id
+            )
+            conversations.append(found)
+        refused = insert_messages(
+            conn, batch, conversations=conversations[0], workspace_id=workspace_id, run_id=run_id
+        )
         return BatchResult(refused, {"conversations_created": created})
 
     return _execute(
@@ -253,7 +269,11 @@ def _prepare(
         mapping = match_columns(source.headers, fields=fields, overrides=options.column_overrides())
         headers = {f: describe_header(source.headers, i) for f, i in mapping.fields.items()}
         # rows of the wrong width are failed already; their cells are not where the header says
-        cells = source.cells.join(source.errors.select(ROW), on=ROW, how="anti")
+        cells = (
+            source.cells.join(source.errors.select(ROW), on=ROW, how="anti")
+            if source.errors.height
+            else source.cells  # no copy of the whole file in the usual case
+        )
         frame = prepare_fields(
             Source(**{**source.__dict__, "cells": cells}),
             mapping,

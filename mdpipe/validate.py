@@ -289,7 +289,8 @@ def validate_frame(
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         errors = _failures_as_errors(frame, exc.failure_cases, headers=headers, details=details)
-        return frame.join(errors.select(ROW).unique(), on=ROW, how="anti"), errors
+        failed = frame[ROW].is_in(errors[ROW].implode())
+        return frame.filter(~failed), errors
     return frame, empty_errors()
 
 

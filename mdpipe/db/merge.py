@@ -187,17 +187,19 @@ def sent_at_text(conn: Connection) -> pl.Expr:
 
 
 def insert_messages(
-    conn: Connection, batch: pl.DataFrame, *, workspace_id: int, run_id: int
-) -> tuple[pl.DataFrame, int]:
-    """Insert messages (creating their conversations); returns refused rows and conversations created."""
-    conversations, created = ensure_conversations(
-        conn, batch, workspace_id=workspace_id, run_id=run_id
-    )
+    conn: Connection,
+    batch: pl.DataFrame,
+    *,
+    conversations: pl.DataFrame,
+    workspace_id: int,
+    run_id: int,
+) -> pl.DataFrame:
+    """Insert messages into their `conversations` (from ensure_conversations); returns refused rows."""
     rows = batch.join(
         conversations, on=["channel_id", "participants_key"], how="left"
     ).with_columns(sent_at_text(conn).alias("sent_at"))
     sent_at = "CAST({} AS timestamptz)" if is_postgres(conn) else "{}"
-    lost = insert_skipping_taken(
+    return insert_skipping_taken(
         conn,
         "messages",
         rows,
@@ -209,4 +211,3 @@ def insert_messages(
         ),
         casts={"sent_at": sent_at},
     )
-    return lost, created
