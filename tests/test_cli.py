@@ -110,3 +110,40 @@ def test_import_messages_command(capsys, database_url, write_csv):
     assert json.loads(out)["imported"] == 1
     status, _, err = run(capsys, "import", "messages", str(path), "--timezone", "Nowhere/Zone", *db)
     assert status == EXIT_REFUSED and "time zone" in err
+
+
+def test_runs_show_reports_the_progress_of_a_running_import(capsys, database_url):
+    from mdpipe.db.engine import open_engine, transaction
+    from mdpipe.db.runs import record_progress, start_run
+    from mdpipe.workspace import ensure_workspace
+
+    engine = open_engine(database_url)
+    with transaction(engine) as conn:
+        workspace_id = ensure_workspace(conn, "default")
+        run_id = start_run(
+            conn, workspace_id=workspace_id, kind="contacts", file_name="big.csv",
+            file_sha256="0" * 64, options={}, rows_total=250_000,
+        )  # fmt: skip
+        record_progress(conn, run_id, 100_000)
+    status, out, _ = run(capsys, "runs", "show", str(run_id), "--database-url", database_url)
+    assert status == 0
+    assert "running" in out and "100,000/250,000 rows loaded" in out
+
+
+def test_messages_errors_csv_keeps_the_text_as_it_was(capsys, database_url, write_csv, tmp_path):
+    db = ["--database-url", database_url]
+    run(capsys, "channels", "add", "Main", "--phone", "+15550100000", *db)
+    path = write_csv(
+        'Timestamp,Direction,Phone,Text,Channel\nsoon,out,+14155550132," two\nlines ""quoted"" ",Main\n'
+    )
+    errors_out = tmp_path / "errors.csv"
+    status, _, _ = run(
+        capsys, "import", "messages", str(path), "--errors-out", str(errors_out), *db
+    )
+    assert status == 0
+    import csv
+
+    with errors_out.open(newline="", encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["Text"] == ' two\nlines "quoted" '
+    assert (row["row"], row["reason"]) == ("2", "invalid-timestamp")
