@@ -58,39 +58,37 @@ def test_progress_is_reported_per_batch(database_url, write_csv):
     assert seen == [("load", 0, 25), ("load", 10, 25), ("load", 20, 25), ("load", 25, 25)]
 
 
-def test_two_imports_racing_never_duplicate_a_contact(postgres_url, write_csv):
+def race(run_import, paths, database_url, monkeypatch):
+    """Run two imports in threads that both plan before either loads; their summaries by file name."""
+    barrier = threading.Barrier(len(paths))
+    real_load_batches = mdpipe.imports._load_batches
+    results = {}
+
+    def load_after_all_planned(*args, **kwargs):
+        barrier.wait(timeout=30)
+        return real_load_batches(*args, **kwargs)
+
+    def run(path):
+        results[path.name] = run_import(path, database_url=database_url)
+
+    monkeypatch.setattr(mdpipe.imports, "_load_batches", load_after_all_planned)
+    threads = [threading.Thread(target=run, args=(path,)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_two_imports_racing_never_duplicate_a_contact(postgres_url, write_csv, monkeypatch):
     """Both plan against an empty workspace; the unique keys decide, the loser counts duplicates.
 
     PostgreSQL only: SQLite serialises writers, so it has no such race.
     """
-    database_url = postgres_url
-    engine = open_engine(database_url)
+    engine = open_engine(postgres_url)
     first = write_csv(contacts_csv(300), "a.csv")
     second = write_csv(contacts_csv(300, start=150), "b.csv")
-    barrier = threading.Barrier(2)
-    real_load_batches = mdpipe.imports._load_batches
-    results = {}
-
-    def load_after_both_planned(*args, **kwargs):
-        barrier.wait(timeout=30)
-        return real_load_batches(*args, **kwargs)
-
-    mdpipe.imports._load_batches = load_after_both_planned
-    try:
-        threads = [
-            threading.Thread(
-                target=lambda p=p: results.__setitem__(
-                    p.name, import_contacts(p, database_url=database_url)
-                )
-            )
-            for p in (first, second)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        mdpipe.imports._load_batches = real_load_batches
+    results = race(import_contacts, [first, second], postgres_url, monkeypatch)
     a, b = results["a.csv"], results["b.csv"]
     assert query(engine, "SELECT count(*) FROM contacts") == [(450,)]
     assert a.imported + b.imported == 450
@@ -98,7 +96,7 @@ def test_two_imports_racing_never_duplicate_a_contact(postgres_url, write_csv):
     assert a.processed == a.imported + a.skipped and b.processed == b.imported + b.skipped
 
 
-def test_two_message_imports_racing_never_double_a_message(postgres_url, write_csv):
+def test_two_message_imports_racing_never_double_a_message(postgres_url, write_csv, monkeypatch):
     from mdpipe.imports import import_messages
     from mdpipe.workspace import add_channel
 
@@ -111,30 +109,7 @@ def test_two_message_imports_racing_never_double_a_message(postgres_url, write_c
     ]
     first = write_csv("\n".join([header, *rows[:150]]) + "\n", "a.csv")
     second = write_csv("\n".join([header, *rows[50:]]) + "\n", "b.csv")
-    barrier = threading.Barrier(2)
-    real_load_batches = mdpipe.imports._load_batches
-    results = {}
-
-    def load_after_both_planned(*args, **kwargs):
-        barrier.wait(timeout=30)
-        return real_load_batches(*args, **kwargs)
-
-    mdpipe.imports._load_batches = load_after_both_planned
-    try:
-        threads = [
-            threading.Thread(
-                target=lambda p=p: results.__setitem__(
-                    p.name, import_messages(p, database_url=postgres_url)
-                )
-            )
-            for p in (first, second)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        mdpipe.imports._load_batches = real_load_batches
+    results = race(import_messages, [first, second], postgres_url, monkeypatch)
     a, b = results["a.csv"], results["b.csv"]
     assert query(engine, "SELECT count(*), count(DISTINCT text) FROM messages") == [(200, 200)]
     assert query(engine, "SELECT count(*) FROM conversations") == [(7,)]
