@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
+import json
 import sys
 import tempfile
 from array import array
@@ -83,7 +84,9 @@ def read_source(path: str | Path, *, limits: Limits) -> Source:
         )
         raise FileRefused(msg)
     cells = _read_cells(path, width=len(headers), records=records)
-    cells = pl.concat([cells, rows], how="horizontal").filter(pl.col("cells_found") > 0)
+    cells = pl.concat([cells, rows], how="horizontal")
+    if data_rows.height < records:  # blank lines are not records; no copy when there are none
+        cells = cells.filter(pl.col("cells_found") > 0)
     width = len(headers)
     errors = errors_where(
         cells,
@@ -95,6 +98,7 @@ def read_source(path: str | Path, *, limits: Limits) -> Source:
             f"expected {width} cells like the header, found {{}}", pl.col("cells_found")
         ),
     )
+    errors = _with_extra_cells(path, errors, width=width)
     return Source(
         path=path,
         headers=headers,
@@ -102,6 +106,36 @@ def read_source(path: str | Path, *, limits: Limits) -> Source:
         errors=errors,
         sha256=file_sha256(path),
         size_bytes=size,
+    )
+
+
+def _with_extra_cells(path: Path, errors: pl.DataFrame, *, width: int) -> pl.DataFrame:
+    """Name the cells past the header's width in the detail, so the error CSV loses nothing.
+
+    A second `csv` pass, only when some row is too long (an error path)."""
+    long_rows = set(errors.filter(pl.col("detail").str.contains(r"found \d+$"))[ROW].to_list())
+    if not long_rows:
+        return errors
+    extra: dict[int, str] = {}
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
+        next(reader, None)
+        for row, cells in enumerate(reader, start=FIRST_DATA_ROW):
+            if row in long_rows and len(cells) > width:
+                extra[row] = json.dumps(cells[width:], ensure_ascii=False)
+    extras = pl.DataFrame(
+        {ROW: list(extra), "extra": list(extra.values())},
+        schema={ROW: pl.Int64, "extra": pl.String},
+    )
+    return (
+        errors.join(extras, on=ROW, how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("extra").is_not_null())
+            .then(pl.format("{}; cells past the header: {}", pl.col("detail"), pl.col("extra")))
+            .otherwise(pl.col("detail"))
+            .alias("detail")
+        )
+        .drop("extra")
     )
 
 

@@ -247,3 +247,15 @@ def test_crm_exports_import_with_auto_mapping_alone(database_url, engine):
     assert query(engine, "SELECT email FROM contacts WHERE last_name = 'Nguyen'") == [
         ("tom.nguyen@example.org",)
     ]
+
+
+def test_the_example_mapping_file_imports_its_export(database_url):
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    summary = import_contacts(
+        examples / "crm_export.csv",
+        database_url=database_url,
+        options=ImportOptions(mapping_file=str(examples / "crm_mapping.yaml")),
+    )
+    assert (summary.imported, summary.failed, summary.ignored_columns) == (2, 0, ["Internal Notes"])
