@@ -18,6 +18,7 @@ from prefect.artifacts import (
 )
 from prefect.blocks.system import Secret
 from prefect.client.schemas.objects import FlowRun, State
+from prefect.logging import get_logger
 from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
@@ -157,7 +158,8 @@ def close_import_runs(status: str) -> Any:
             closed = close_runs_requested_by(
                 conn, requested_by(flow_run.id), status=status, error=state.message or status
             )
-        get_run_logger().info("marked %d import run(s) %s", closed, status)
+        # hooks of a cancelled run may run in the worker's process, outside any run context
+        get_logger("mdpipe.flows").info("marked %d import run(s) %s", closed, status)
 
     return hook
 

@@ -353,9 +353,8 @@ def _execute(
             )  # fmt: skip
         except BaseException as exc:
             if not options.dry_run:
-                # an Exception failed the run; anything else (Ctrl-C, SIGTERM from an
-                # orchestrator cancelling it) stopped it: committed batches stay either way
-                status = "failed" if isinstance(exc, Exception) else "cancelled"
+                # committed batches stay either way
+                status = "cancelled" if stopped_by_signal(exc) else "failed"
                 with scope.batch() as conn:
                     finish_run(
                         conn, run_id, status=status, counts={"error": str(exc)[:2000]}, errors=None
@@ -395,6 +394,22 @@ def _execute(
     if options.errors_out:
         write_errors_csv(source, errors, options.errors_out)
     return summary
+
+
+def stopped_by_signal(exc: BaseException) -> bool:
+    """Whether a signal (Ctrl-C, an orchestrator's SIGTERM) stopped the run rather than an error.
+
+    A signal arriving mid-COPY can surface as the driver's error about the interrupted
+    connection, so the whole chain of exceptions is looked at."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if not isinstance(seen, Exception):
+            return True
+        if seen.__cause__ is not None:
+            seen = seen.__cause__
+        else:
+            seen = None if seen.__suppress_context__ else seen.__context__
+    return False
 
 
 def _load_batches(

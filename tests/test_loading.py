@@ -115,3 +115,23 @@ def test_two_message_imports_racing_never_double_a_message(postgres_url, write_c
     assert query(engine, "SELECT count(*) FROM conversations") == [(7,)]
     assert a.imported + b.imported == 200
     assert a.reasons.get("duplicate-existing", 0) + b.reasons.get("duplicate-existing", 0) == 100
+
+
+def test_a_signal_that_surfaces_as_a_driver_error_still_counts_as_cancelled():
+    from mdpipe.imports import stopped_by_signal
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("another command is already in progress") from None
+    except RuntimeError as exc:
+        assert stopped_by_signal(exc) is False  # `from None` cuts the chain: a real error
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("another command is already in progress")  # noqa: B904
+    except RuntimeError as exc:
+        assert stopped_by_signal(exc) is True
+    assert stopped_by_signal(ValueError("bad")) is False
