@@ -115,7 +115,11 @@ def artifacts_of(env: dict[str, str], run_id: str, field: str = "data") -> dict[
     return {a["key"]: a[field] for a in found if a.get("key")}
 
 
-def test_deployments_run_both_imports_and_a_sweep(prefect_env, postgres_url, tmp_path):
+@pytest.fixture
+def deployed(
+    prefect_env: dict[str, str], postgres_url: str, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    """prefect.yaml deployed on the server, and a process worker polling the pool."""
     env = prefect_env
     branch = subprocess.run(
         ["git", "rev-parse", "--abbrev-ref", "HEAD"],
@@ -138,66 +142,108 @@ def test_deployments_run_both_imports_and_a_sweep(prefect_env, postgres_url, tmp
         env=env, cwd=workdir, stdout=worker_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        contacts_run = run_deployment(
-            env, "import_contacts/default", {"file": str(ROOT / "examples" / "contacts.csv")}
-        )
-        messages_run = run_deployment(
-            env, "import_messages/default", {"file": str(ROOT / "examples" / "messages.csv")}
-        )
-        wait_completed(env, contacts_run)
-        wait_completed(env, messages_run)
-
-        inbox = tmp_path / "inbox"
-        inbox.mkdir()
-        for n in range(3):
-            rows = "\n".join(f"sweep{n}-{i}@example.com" for i in range(10))
-            (inbox / f"batch{n}.csv").write_text(f"Email\n{rows}\n")
-        shutil.copy(ROOT / "examples" / "contacts.csv", inbox / "imported-already.csv")
-        sweep_run = run_deployment(
-            env, "sweep_imports/default", {"location": str(inbox), "kind": "contacts"}
-        )
-        wait_completed(env, sweep_run)
-        deployment = api(env, "GET", "/deployments/name/import_contacts/default")
-
-        def sweep_runs() -> list[dict[str, Any]]:
-            runs = api(
-                env, "POST", "/flow_runs/filter", deployments={"id": {"any_": [deployment["id"]]}}
-            )
-            return [r for r in runs if str(r["id"]) != contacts_run]
-
-        wait_for(lambda: len(sweep_runs()) == 3, 60)
-        for run in sweep_runs():
-            wait_completed(env, str(run["id"]))
-
-        contacts = artifacts_of(env, contacts_run)
-        assert "| 9 | 4 | 0 | 2 | 3 |" in contacts["mdpipe-default-contacts-summary"]
-        assert contacts["mdpipe-default-contacts-progress"] == 100.0
-        assert "invalid-email" in str(contacts["mdpipe-default-contacts-errors"])
-        messages = artifacts_of(env, messages_run)
-        assert "Conversations created: 2" in messages["mdpipe-default-messages-summary"]
-        sweep = artifacts_of(env, sweep_run)["mdpipe-default-contacts-sweep"]
-        assert "3 file(s) triggered" in sweep and "1 already imported" in sweep
-        for run in sweep_runs():
-            assert (
-                "| 10 | 10 | 0 | 0 | 0 |"
-                in artifacts_of(env, str(run["id"]))["mdpipe-default-contacts-summary"]
-            )
-
-        engine = open_engine(postgres_url)
-        assert query(engine, "SELECT count(*) FROM contacts") == [(34,)]
-        assert query(engine, "SELECT count(*) FROM messages") == [(4,)]
-        assert query(engine, "SELECT count(*) FROM import_runs WHERE status = 'completed'") == [
-            (5,)
-        ]
-        summary_id = artifacts_of(env, contacts_run, "id")["mdpipe-default-contacts-summary"]
-        take_screenshots(
-            env,
-            {"": f"runs/flow-run/{contacts_run}", "-summary": f"artifacts/artifact/{summary_id}"},
-            tmp_path,
-        )
+        yield env
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_deployments_run_both_imports_and_a_sweep(deployed, postgres_url, tmp_path):
+    env = deployed
+    contacts_run = run_deployment(
+        env, "import_contacts/default", {"file": str(ROOT / "examples" / "contacts.csv")}
+    )
+    messages_run = run_deployment(
+        env, "import_messages/default", {"file": str(ROOT / "examples" / "messages.csv")}
+    )
+    wait_completed(env, contacts_run)
+    wait_completed(env, messages_run)
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for n in range(3):
+        rows = "\n".join(f"sweep{n}-{i}@example.com" for i in range(10))
+        (inbox / f"batch{n}.csv").write_text(f"Email\n{rows}\n")
+    shutil.copy(ROOT / "examples" / "contacts.csv", inbox / "imported-already.csv")
+    sweep_run = run_deployment(
+        env, "sweep_imports/default", {"location": str(inbox), "kind": "contacts"}
+    )
+    wait_completed(env, sweep_run)
+    deployment = api(env, "GET", "/deployments/name/import_contacts/default")
+
+    def sweep_runs() -> list[dict[str, Any]]:
+        runs = api(
+            env, "POST", "/flow_runs/filter", deployments={"id": {"any_": [deployment["id"]]}}
+        )
+        return [r for r in runs if str(r["id"]) != contacts_run]
+
+    wait_for(lambda: len(sweep_runs()) == 3, 60)
+    for run in sweep_runs():
+        wait_completed(env, str(run["id"]))
+
+    contacts = artifacts_of(env, contacts_run)
+    assert "| 9 | 4 | 0 | 2 | 3 |" in contacts["mdpipe-default-contacts-summary"]
+    assert contacts["mdpipe-default-contacts-progress"] == 100.0
+    assert "invalid-email" in str(contacts["mdpipe-default-contacts-errors"])
+    messages = artifacts_of(env, messages_run)
+    assert "Conversations created: 2" in messages["mdpipe-default-messages-summary"]
+    sweep = artifacts_of(env, sweep_run)["mdpipe-default-contacts-sweep"]
+    assert "3 file(s) triggered" in sweep and "1 already imported" in sweep
+    for run in sweep_runs():
+        assert (
+            "| 10 | 10 | 0 | 0 | 0 |"
+            in artifacts_of(env, str(run["id"]))["mdpipe-default-contacts-summary"]
+        )
+
+    engine = open_engine(postgres_url)
+    assert query(engine, "SELECT count(*) FROM contacts") == [(34,)]
+    assert query(engine, "SELECT count(*) FROM messages") == [(4,)]
+    assert query(engine, "SELECT count(*) FROM import_runs WHERE status = 'completed'") == [(5,)]
+    summary_id = artifacts_of(env, contacts_run, "id")["mdpipe-default-contacts-summary"]
+    take_screenshots(
+        env,
+        {"": f"runs/flow-run/{contacts_run}", "-summary": f"artifacts/artifact/{summary_id}"},
+        tmp_path,
+    )
+
+
+def test_cancelling_a_deployed_run_keeps_committed_batches_and_a_rerun_finishes(
+    deployed, postgres_url, tmp_path
+):
+    """Cancel as the UI does (the API's Cancelling state) once the first batch committed."""
+    from benchmarks.generate import contacts_frame
+
+    env = deployed
+    big = tmp_path / "big.csv"
+    contacts_frame(1_000_000).write_csv(big)
+    parameters = {"file": str(big), "max_rows": 0, "max_bytes": 0}
+    run_id = run_deployment(env, "import_contacts/default", parameters)
+    engine = open_engine(postgres_url)
+
+    def first_batch_committed() -> bool:
+        done = query(engine, "SELECT coalesce(max(rows_done), 0) FROM import_runs")[0][0]
+        return int(done) > 0
+
+    wait_for(first_batch_committed, 180)
+    api(env, "POST", f"/flow_runs/{run_id}/set_state", state={"type": "CANCELLING"}, force=True)
+
+    def cancelled() -> bool:
+        return api(env, "GET", f"/flow_runs/{run_id}")["state"]["type"] == "CANCELLED"
+
+    wait_for(cancelled, 120)
+    ((status, done, total),) = query(
+        engine, "SELECT status, rows_done, rows_total FROM import_runs"
+    )
+    assert status == "cancelled" and 0 < done < total
+    assert query(engine, "SELECT count(*) FROM contacts") == [(done,)]
+
+    rerun = run_deployment(env, "import_contacts/default", parameters)
+    wait_completed(env, rerun, 300)
+    assert query(engine, "SELECT count(*), count(DISTINCT email_key) FROM contacts") == [
+        (total, total)
+    ]
+    summary = artifacts_of(env, rerun)["mdpipe-default-contacts-summary"]
+    assert f"| {total - done} |" in summary
 
 
 def take_screenshots(env: dict[str, str], pages: dict[str, str], tmp_path: Path) -> None:
