@@ -16,7 +16,7 @@ from mdpipe.validate import (
     typed_property,
     validate_frame,
 )
-from schemas.contacts import STANDARD_FIELDS, contact_schema, typed_column
+from schemas.contacts import contact_schema, typed_column
 
 DETAILS = {
     Reason.MISSING_CONTACT_METHOD: "a contact needs an email or a phone number",
@@ -33,11 +33,6 @@ class ValidContacts:
     rows: pl.DataFrame
     errors: pl.DataFrame
     normalised_phones: int
-
-
-def contact_fields(properties: Mapping[str, str]) -> tuple[str, ...]:
-    """The fields a contacts file can map to: the standard ones, then the custom properties."""
-    return (*STANDARD_FIELDS, *properties)
 
 
 def validate_contacts(

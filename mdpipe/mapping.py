@@ -187,10 +187,6 @@ class ColumnMapping:
     fields: dict[str, int]
     ignored: tuple[str, ...]
 
-    def header_of(self, field: str, headers: Sequence[str]) -> str:
-        """The CSV header mapped to `field`."""
-        return headers[self.fields[field]]
-
 
 def describe_header(headers: Sequence[str], index: int) -> str:
     """A header's name, or its position when it has none."""

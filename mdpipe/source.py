@@ -50,10 +50,6 @@ class Source:
         """Data records read (blank lines are not records)."""
         return self.cells.height
 
-    def column_of(self, header_index: int) -> str:
-        """The name of the cells column that holds the header at `header_index`."""
-        return cell_column(header_index)
-
 
 def cell_column(index: int) -> str:
     """The positional name of a cells column."""

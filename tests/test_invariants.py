@@ -37,7 +37,7 @@ def render(generated) -> str:
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(first=rows, second=rows, policy=st.sampled_from(["skip", "update"]))
 def test_every_row_lands_in_one_bucket_and_reruns_change_nothing(
@@ -73,21 +73,23 @@ def test_every_row_lands_in_one_bucket_and_reruns_change_nothing(
         assert count == before + summary.imported
         before = count
 
-    snapshot = query(
-        engine,
-        "SELECT c.email, c.phone, CAST(c.properties AS TEXT) FROM contacts c "
-        "JOIN workspaces w ON w.id = c.workspace_id WHERE w.name = :w ORDER BY c.id",
-        w=workspace,
-    )
-    rerun = import_contacts(
-        paths[1], database_url=database_url, options=ImportOptions(workspace=workspace)
-    )
+    # Re-running the last file with the same options changes nothing. With `update`, one
+    # more run may come first: a row matching a contact by the phone (or email) that an
+    # earlier row of the file moves to a new value is skipped as `duplicate-in-file` in that
+    # run; the old value is free only afterwards, and the next run imports that row once.
+    if policy == "update":
+        import_contacts(paths[1], database_url=database_url, options=options)
+    snapshot = stored_contacts(engine, workspace)
+    rerun = import_contacts(paths[1], database_url=database_url, options=options)
     assert rerun.imported == 0
-    after = query(
+    assert stored_contacts(engine, workspace) == snapshot
+    engine.dispose()
+
+
+def stored_contacts(engine, workspace: str) -> list[tuple]:
+    return query(
         engine,
         "SELECT c.email, c.phone, CAST(c.properties AS TEXT) FROM contacts c "
         "JOIN workspaces w ON w.id = c.workspace_id WHERE w.name = :w ORDER BY c.id",
         w=workspace,
     )
-    assert after == snapshot
-    engine.dispose()

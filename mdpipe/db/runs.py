@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from mdpipe.db.load import copy_rows, now_sql, read_frame
 from mdpipe.db.tables import import_runs
@@ -122,19 +122,15 @@ def run_errors(conn: Connection, run_id: int) -> pl.DataFrame:
 
 
 def completed_runs_of(conn: Connection, workspace_id: int, kind: str, sha256: str) -> int:
-    """How many completed, non-dry runs imported a file with this sha256."""
-    return (
-        conn.execute(
-            select(import_runs.c.id).where(
-                import_runs.c.workspace_id == workspace_id,
-                import_runs.c.kind == kind,
-                import_runs.c.file_sha256 == sha256,
-                import_runs.c.status == "completed",
-            )
+    """How many completed runs imported a file with this sha256 (dry runs leave no record)."""
+    return conn.execute(
+        select(func.count()).where(
+            import_runs.c.workspace_id == workspace_id,
+            import_runs.c.kind == kind,
+            import_runs.c.file_sha256 == sha256,
+            import_runs.c.status == "completed",
         )
-        .all()
-        .__len__()
-    )
+    ).scalar_one()
 
 
 def close_runs_requested_by(conn: Connection, requested_by: str, *, status: str, error: str) -> int:
