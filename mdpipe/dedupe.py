@@ -85,9 +85,12 @@ def plan_contacts(
     )
     matched = matched.filter(~conflict.fill_null(False))
     existing_rows = matched.filter(pl.col("contact_id").is_not_null()).with_columns(
-        pl.col("row").min().over("contact_id").alias("_contact_first")
+        pl.col("row").min().over("contact_id").alias("_contact_first"),
+        pl.lit(False).alias("_freed"),
     )
-    repeat_target = pl.col("_contact_first") < pl.col("row")
+    if on_duplicate == "update":
+        existing_rows = _free_rows_whose_key_moves(existing_rows, existing)
+    repeat_target = (pl.col("_contact_first") < pl.col("row")) & ~pl.col("_freed")
     same_target = errors_where(
         existing_rows,
         repeat_target,
@@ -100,7 +103,8 @@ def plan_contacts(
             pl.col("_contact_first"),
         ),
     )
-    existing_rows = existing_rows.filter(~repeat_target)
+    freed = existing_rows.filter(pl.col("_freed"))
+    existing_rows = existing_rows.filter(~repeat_target & ~pl.col("_freed"))
     skipped_existing = errors_where(
         existing_rows,
         pl.lit(on_duplicate == "skip"),
@@ -119,9 +123,46 @@ def plan_contacts(
     )
     updates = existing_rows if on_duplicate == "update" else existing_rows.clear()
     return ContactPlan(
-        new=matched.filter(pl.col("contact_id").is_null()).select(rows.columns),
+        new=pl.concat(
+            [
+                matched.filter(pl.col("contact_id").is_null()).select(rows.columns),
+                freed.select(rows.columns),
+            ]
+        ),
         updates=updates.select("contact_id", *rows.columns),
         errors=concat_errors([in_file, conflicts, same_target, skipped_existing]),
+    )
+
+
+def _free_rows_whose_key_moves(targeting: pl.DataFrame, existing: pl.DataFrame) -> pl.DataFrame:
+    """Mark `_freed` the later rows of a contact that its first row moves away from them.
+
+    The first row matching a stored contact updates it; a later row matched it by the
+    phone (or email) that this update replaces. After the update nothing holds that value
+    any more, so the later row is a new contact, not a repeat (in-file repeats of the first
+    row's own values were removed before). Inserts run after updates, so the value is free.
+    """
+    first = targeting.filter(pl.col("row") == pl.col("_contact_first"))
+    after_update = first.join(
+        existing.select(
+            pl.col("id").alias("contact_id"),
+            pl.col("email_key").alias("_old_email"),
+            pl.col("phone").alias("_old_phone"),
+        ),
+        on="contact_id",
+        how="left",
+    ).select(
+        "contact_id",
+        pl.coalesce("email_key", "_old_email").alias("_kept_email"),
+        pl.coalesce("phone", "_old_phone").alias("_kept_phone"),
+    )
+    still_matches = (pl.col("email_key") == pl.col("_kept_email")).fill_null(False) | (
+        pl.col("phone") == pl.col("_kept_phone")
+    ).fill_null(False)
+    return (
+        targeting.join(after_update, on="contact_id", how="left")
+        .with_columns(((pl.col("row") > pl.col("_contact_first")) & ~still_matches).alias("_freed"))
+        .drop("_kept_email", "_kept_phone")
     )
 
 

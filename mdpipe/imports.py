@@ -168,7 +168,8 @@ def import_contacts(
         )
         noted.update(existing=existing.height, new=plan.new.height, updates=plan.updates.height)
     work = Work(
-        frames=[("imported", plan.new), ("updated", plan.updates)],
+        # updates first: one may free a phone or email that a new row of the file takes
+        frames=[("updated", plan.updates), ("imported", plan.new)],
         errors=concat_errors([valid.errors, plan.errors]),
         extra={"normalised_phones": valid.normalised_phones},
     )

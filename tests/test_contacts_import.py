@@ -259,3 +259,22 @@ def test_the_example_mapping_file_imports_its_export(database_url):
         options=ImportOptions(mapping_file=str(examples / "crm_mapping.yaml")),
     )
     assert (summary.imported, summary.failed, summary.ignored_columns) == (2, 0, ["Internal Notes"])
+
+
+def test_a_number_moved_by_an_update_is_free_for_a_later_row(database_url, engine, write_csv):
+    """Ann moves from +1...0001 to +1...0002; Bob, later in the file, now has +1...0001."""
+    import_contacts(
+        write_csv("Email,Phone\nann@example.com,+15551230001\n", "a.csv"), database_url=database_url
+    )
+    moved = write_csv(
+        "Email,Phone\nann@example.com,+15551230002\nbob@example.com,+15551230001\n", "b.csv"
+    )
+    options = ImportOptions(on_duplicate="update")
+    summary = import_contacts(moved, database_url=database_url, options=options)
+    assert (summary.updated, summary.imported, summary.skipped) == (1, 1, 0)
+    assert query(engine, "SELECT email, phone FROM contacts ORDER BY email") == [
+        ("ann@example.com", "+15551230002"),
+        ("bob@example.com", "+15551230001"),
+    ]
+    again = import_contacts(moved, database_url=database_url, options=options)
+    assert (again.imported, again.updated) == (0, 2)

@@ -73,12 +73,7 @@ def test_every_row_lands_in_one_bucket_and_reruns_change_nothing(
         assert count == before + summary.imported
         before = count
 
-    # Re-running the last file with the same options changes nothing. With `update`, one
-    # more run may come first: a row matching a contact by the phone (or email) that an
-    # earlier row of the file moves to a new value is skipped as `duplicate-in-file` in that
-    # run; the old value is free only afterwards, and the next run imports that row once.
-    if policy == "update":
-        import_contacts(paths[1], database_url=database_url, options=options)
+    # re-running the last file with the same options changes nothing
     snapshot = stored_contacts(engine, workspace)
     rerun = import_contacts(paths[1], database_url=database_url, options=options)
     assert rerun.imported == 0
