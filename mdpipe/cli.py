@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -218,8 +219,15 @@ def _print_summary(summary: RunSummary, args: argparse.Namespace) -> int:
 
 
 def _progress_bar(args: argparse.Namespace) -> Any:
+    """On a terminal: each stage's line (from the library's log) and a bar while loading."""
     if args.json or not sys.stderr.isatty():
         return None
+    stages = logging.getLogger("mdpipe")
+    if not stages.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        stages.addHandler(handler)
+        stages.setLevel(logging.INFO)
 
     def show(stage: str, done: int, total: int) -> None:
         width = 30
