@@ -104,7 +104,26 @@ def resolve_parties(fields: pl.DataFrame, mapped: Mapping[str, int]) -> pl.DataF
 
 
 def participants(cells: pl.Series, *, default_region: str | None) -> pl.DataFrame:
-    """Per cell: the sorted, distinct E.164 participants as a key, or why a number is bad."""
+    """Per cell: the sorted, distinct E.164 participants as a key, or why a number is bad.
+
+    A conversation's cell repeats on each of its messages: each distinct cell is worked
+    out once and joined back."""
+    distinct = cells.unique()
+    keyed = pl.concat(
+        [
+            distinct.to_frame("cell"),
+            _participants_of_each(distinct, default_region=default_region),
+        ],
+        how="horizontal",
+    )
+    return (
+        cells.to_frame("cell")
+        .join(keyed, on="cell", how="left", nulls_equal=True, maintain_order="left")
+        .drop("cell")
+    )
+
+
+def _participants_of_each(cells: pl.Series, *, default_region: str | None) -> pl.DataFrame:
     numbers = (
         cells.to_frame("cell")
         .with_row_index("at")

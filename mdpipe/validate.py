@@ -24,7 +24,7 @@ from mdpipe.mapping import ColumnMapping
 from mdpipe.source import ROW, Source, cell_column
 
 E164 = re.compile(r"^\+\d{2,15}$")
-PHONE_PUNCTUATION = r"[\s\-.()\u00a0]"
+PHONE_PUNCTUATION = r"[\s\-.()\u00a0]+"
 PROBLEM = "__problem"
 
 Verdict = tuple[str | None, str | None]  # (normalised value, problem)
@@ -61,19 +61,37 @@ def check_distinct(
     *,
     fast: Callable[[pl.Series], pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
-    """(normalised, problem) per cell: each distinct value checked once, then joined back.
+    """(normalised, problem) per cell, in the cells' order.
 
-    `fast` decides, with vectorised expressions, the distinct values it is sure of
-    (a frame of value, normalised, problem); `check` runs on the rest.
+    `fast` decides with vectorised expressions the cells it is sure of (a frame aligned
+    with `values`: normalised, problem, decided); `check` runs once per distinct value
+    of the other cells, and its verdicts are put back in place.
     """
-    distinct = values.drop_nulls().unique()
-    decided = fast(distinct) if fast is not None else _verdicts([], [])
-    rest = distinct.filter(~distinct.is_in(decided["value"].implode())).to_list()
-    lookup = pl.concat([decided, _verdicts(rest, [check(value) for value in rest])])
-    return (
+    verdicts = fast(values) if fast is not None else _undecided(values.len())
+    pending = (
         values.to_frame("value")
-        .join(lookup, on="value", how="left", maintain_order="left")
-        .drop("value")
+        .with_row_index("at")
+        .filter(~verdicts["decided"] & pl.col("value").is_not_null())
+    )
+    distinct = pending["value"].unique().to_list()
+    checked = pending.join(
+        _verdicts(distinct, [check(value) for value in distinct]), on="value", how="left"
+    )
+    return pl.DataFrame(
+        [
+            verdicts[column].clone().scatter(checked["at"], checked[column])
+            for column in ("normalised", "problem")
+        ]
+    )
+
+
+def _undecided(length: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "normalised": pl.repeat(None, length, dtype=pl.String, eager=True),
+            "problem": pl.repeat(None, length, dtype=pl.String, eager=True),
+            "decided": pl.repeat(False, length, eager=True),
+        }
     )
 
 
@@ -148,45 +166,47 @@ def _country_codes() -> pl.DataFrame:
     )
 
 
-def fast_phone_verdicts(distinct: pl.Series) -> pl.DataFrame:
+def fast_phone_verdicts(cells: pl.Series) -> pl.DataFrame:
     """Verdicts for `+digits` numbers decided from phonenumbers' own metadata, vectorised.
 
     For a number `+<cc><national>` whose national part does not start with what the parser
     strips as a national prefix, phonenumbers' `is_possible_number` depends only on the
     country code and the national part's length, and the E.164 form is the input itself.
     Numbers outside that case are left to the library (tests/test_fastpath.py proves the
-    agreement). Returns value, normalised, problem for the numbers it decided.
+    agreement). Returns normalised, problem, decided, aligned with `cells`.
     """
     codes = _country_codes()
-    frame = distinct.to_frame("value").filter(pl.col("value").str.contains(E164.pattern))
-    candidates = [
-        pl.when(pl.col("value").str.slice(1, size).is_in(codes["cc"].implode())).then(
-            pl.col("value").str.slice(1, size)
+    value = pl.col("value")
+    calling_code = pl.coalesce(
+        pl.when(value.str.slice(1, size).is_in(codes["cc"].implode())).then(
+            value.str.slice(1, size)
         )
         for size in (1, 2, 3)
-    ]
-    frame = (
-        frame.with_columns(pl.coalesce(candidates).alias("cc"))
-        .drop_nulls("cc")
-        .with_columns(pl.col("value").str.slice(pl.col("cc").str.len_chars() + 1).alias("national"))
-        .filter(pl.col("national").str.len_chars() >= 2)
-        .join(codes, on="cc", how="left")
     )
-    present = set(frame["cc"].unique().to_list())
+    frame = (
+        cells.to_frame("value")
+        .with_columns(pl.when(value.str.contains(E164.pattern)).then(calling_code).alias("cc"))
+        .with_columns(value.str.slice(pl.col("cc").str.len_chars() + 1).alias("national"))
+        .join(codes.select("cc", "lengths"), on="cc", how="left", maintain_order="left")
+    )
+    present = set(frame["cc"].drop_nulls().unique().to_list())
     strippable = [
         (pl.col("cc") == cc) & pl.col("national").str.contains(f"^(?:{prefix})")
         for cc, prefix in codes.drop_nulls("prefix").select("cc", "prefix").iter_rows()
         if cc in present
     ]
-    if strippable:
-        frame = frame.filter(~pl.any_horizontal(strippable))
+    decided = (
+        pl.col("cc").is_not_null()
+        & (pl.col("national").str.len_chars() >= 2)
+        & ~pl.any_horizontal(strippable or [pl.lit(False)])
+    ).fill_null(False)
     possible = pl.col("lengths").list.contains(pl.col("national").str.len_chars().cast(pl.Int64))
     return frame.select(
-        "value",
-        pl.when(possible).then(pl.col("value")).alias("normalised"),
-        pl.when(~possible)
+        pl.when(decided & possible).then(value).alias("normalised"),
+        pl.when(decided & ~possible)
         .then(pl.format("not a possible number for country code +{}", pl.col("cc")))
         .alias("problem"),
+        decided.alias("decided"),
     )
 
 
@@ -211,40 +231,41 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN_EMAIL = rf"^{_LOCAL}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
 
 
-def fast_email_verdicts(distinct: pl.Series) -> pl.DataFrame:
+def fast_email_verdicts(cells: pl.Series) -> pl.DataFrame:
     """Valid verdicts for plain ASCII addresses, vectorised; the rest is left to the library.
 
     Within the class `_PLAIN_EMAIL` (no quoting, no Unicode, no label with '--', lengths
     within the RFC limits, not a special-use domain), email-validator accepts the address
     and its normalised form is the local part plus the lower-cased domain
-    (tests/test_fastpath.py proves the agreement).
+    (tests/test_fastpath.py proves the agreement). Returns normalised, problem, decided,
+    aligned with `cells`.
     """
-    parts = (
-        distinct.to_frame("value")
-        .filter(pl.col("value").str.contains(_PLAIN_EMAIL))
-        .with_columns(
-            pl.col("value").str.split_exact("@", 1).struct.rename_fields(["local", "domain"])
-        )
-        .unnest("value", separator="_")
-        .with_columns(
-            pl.concat_str("value_local", pl.lit("@"), "value_domain").alias("value"),
-            pl.col("value_domain").str.to_lowercase().alias("domain"),
-        )
+    parts = cells.to_frame("value").with_columns(
+        pl.col("value").str.split_exact("@", 1).struct.rename_fields(["local", "domain"]),
+        pl.col("value").str.contains(_PLAIN_EMAIL).alias("plain"),
+    )
+    parts = parts.unnest("value", separator="_").with_columns(
+        pl.col("value_domain").str.to_lowercase().alias("domain"),
+        cells.alias("value"),
     )
     special = pl.any_horizontal(
         (pl.col("domain") == name) | pl.col("domain").str.ends_with(f".{name}")
         for name in SPECIAL_USE_DOMAIN_NAMES
     )
-    return parts.filter(
-        (pl.col("value_local").str.len_bytes() <= 64)
+    decided = (
+        pl.col("plain")
+        & (pl.col("value_local").str.len_bytes() <= 64)
         & (pl.col("domain").str.len_bytes() <= 253)
         & (pl.col("value").str.len_bytes() <= 254)
         & ~pl.col("domain").str.contains("--")
         & ~special
-    ).select(
-        "value",
-        pl.concat_str("value_local", pl.lit("@"), "domain").alias("normalised"),
+    ).fill_null(False)
+    return parts.select(
+        pl.when(decided)
+        .then(pl.concat_str("value_local", pl.lit("@"), "domain"))
+        .alias("normalised"),
         pl.lit(None, dtype=pl.String).alias("problem"),
+        decided.alias("decided"),
     )
 
 

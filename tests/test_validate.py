@@ -6,7 +6,7 @@ import pandera.polars as pa
 import polars as pl
 import pytest
 
-from mdpipe.validate import normalise_emails, normalise_phones, typed_property
+from mdpipe.validate import check_distinct, normalise_emails, normalise_phones, typed_property
 from schemas.contacts import contact_schema
 
 
@@ -63,6 +63,39 @@ def test_emails_are_normalised_and_checked_without_network():
 def test_distinct_values_are_checked_once_and_joined_back_in_order():
     values = ["+15551234567", "bad", "+15551234567", None, "bad"]
     assert phones(values) == ["+15551234567", None, "+15551234567", None, None]
+
+
+def test_the_library_check_runs_once_per_distinct_value_the_fast_path_left():
+    checked: list[str] = []
+
+    def library(value: str) -> tuple[str | None, str | None]:
+        checked.append(value)
+        return (value.upper(), None) if value.startswith("ok") else (None, f"{value} is bad")
+
+    def fast(cells: pl.Series) -> pl.DataFrame:  # decides the cells that start with "fast"
+        decided = pl.col("value").str.starts_with("fast").fill_null(False)
+        return cells.to_frame("value").select(
+            pl.when(decided).then(pl.col("value") + "!").alias("normalised"),
+            pl.lit(None, dtype=pl.String).alias("problem"),
+            decided.alias("decided"),
+        )
+
+    values = pl.Series(["ok1", "fast1", "x", None, "ok1", "x", "fast1", "ok2"])
+    result = check_distinct(values, library, fast=fast)
+    assert sorted(checked) == ["ok1", "ok2", "x"]
+    assert result.rows() == [
+        ("OK1", None),
+        ("fast1!", None),
+        (None, "x is bad"),
+        (None, None),
+        ("OK1", None),
+        (None, "x is bad"),
+        ("fast1!", None),
+        ("OK2", None),
+    ]
+    checked.clear()
+    assert check_distinct(values, library)["normalised"].to_list()[4] == "OK1"
+    assert sorted(checked) == ["fast1", "ok1", "ok2", "x"]
 
 
 @pytest.mark.parametrize(
