@@ -88,7 +88,14 @@ def prefect(env: dict[str, str], *args: str) -> str:
 
 
 def api(env: dict[str, str], method: str, path: str, **body: Any) -> Any:
-    response = httpx.request(method, env["PREFECT_API_URL"] + path, json=body or None, timeout=30)
+    """One REST call; a 503 (the server's SQLite busy) is retried, as Prefect's own client does."""
+    for attempt in range(5):
+        response = httpx.request(
+            method, env["PREFECT_API_URL"] + path, json=body or None, timeout=30
+        )
+        if response.status_code != 503:
+            break
+        time.sleep(2**attempt)
     response.raise_for_status()
     return response.json()
 
@@ -108,6 +115,14 @@ def wait_completed(env: dict[str, str], run_id: str, seconds: float = 240) -> No
         return state["type"] == "COMPLETED"
 
     wait_for(finished, seconds)
+
+
+def log_messages(env: dict[str, str], run_id: str) -> list[str]:
+    """The messages the run logged, oldest first."""
+    found = api(
+        env, "POST", "/logs/filter", logs={"flow_run_id": {"any_": [run_id]}}, sort="TIMESTAMP_ASC"
+    )
+    return [log["message"] for log in found]
 
 
 def artifacts_of(env: dict[str, str], run_id: str, field: str = "data") -> dict[str, Any]:
@@ -180,6 +195,11 @@ def test_deployments_run_both_imports_and_a_sweep(deployed, postgres_url, tmp_pa
     wait_for(lambda: len(sweep_runs()) == 3, 60)
     for run in sweep_runs():
         wait_completed(env, str(run["id"]))
+
+    stage_lines = [m for m in log_messages(env, contacts_run) if m.startswith("stage ")]
+    stages = [line.split(":")[0] for line in stage_lines]
+    # each stage logged once: the library's records reach the run by one path only
+    assert stages == [f"stage {s}" for s in ("read", "map", "validate", "dedupe", "load", "report")]
 
     contacts = artifacts_of(env, contacts_run)
     assert "| 9 | 4 | 0 | 2 | 3 |" in contacts["mdpipe-default-contacts-summary"]
