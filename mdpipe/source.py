@@ -1,7 +1,9 @@
 """Open and guard a CSV file: format, encoding, header, limits and ragged rows.
 
-Polars parses the cells (fast); one pass of Python's C `csv` reader checks the
-structure Polars hides: it pads short rows and truncates long ones silently,
+Cells are separated by commas, or by semicolons or tabs (Excel's CSV in many
+locales, TSV exports): the separator is read off the header row. Polars parses
+the cells (fast); one pass of Python's C `csv` reader checks the structure
+Polars hides: it pads short rows and truncates long ones silently,
 and it knows no line numbers. Where the two parsers disagree on the number of
 records, or Polars cannot parse the file, the `csv` reader's parse is used.
 """
@@ -12,6 +14,7 @@ import csv
 import hashlib
 import itertools
 import json
+import re
 import sys
 import tempfile
 from array import array
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -30,6 +34,8 @@ from mdpipe.errors import FileRefused, Reason, SourceUnavailable, errors_where
 ROW = "row"
 FIRST_DATA_ROW = 2  # a spreadsheet shows the header as row 1
 _CHUNK_ROWS = 100_000
+SEPARATORS = (",", ";", "\t")  # a tie goes to the first
+_HEADER_PROBE_BYTES = 1 << 16
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -44,6 +50,7 @@ class Source:
     errors: pl.DataFrame
     sha256: str
     size_bytes: int
+    separator: str = ","
 
     @property
     def rows_read(self) -> int:
@@ -60,7 +67,8 @@ def read_source(path: str | Path, *, limits: Limits) -> Source:
     """The file's cells and its wrong-column-count errors; raises FileRefused for a bad file."""
     path = Path(path)
     size = _check_file(path, limits=limits)
-    headers, lengths = _scan_structure(path)
+    separator = detect_separator(path)
+    headers, lengths = _scan_structure(path, separator)
     records = len(lengths)
     rows = pl.DataFrame(
         {
@@ -79,7 +87,7 @@ def read_source(path: str | Path, *, limits: Limits) -> Source:
             "with --max-rows (0 = no limit)"
         )
         raise FileRefused(msg)
-    cells = _read_cells(path, width=len(headers), records=records)
+    cells = _read_cells(path, separator, width=len(headers), records=records)
     cells = pl.concat([cells, rows], how="horizontal")
     if data_rows.height < records:  # blank lines are not records; no copy when there are none
         cells = cells.filter(pl.col("cells_found") > 0)
@@ -94,7 +102,7 @@ def read_source(path: str | Path, *, limits: Limits) -> Source:
             f"expected {width} cells like the header, found {{}}", pl.col("cells_found")
         ),
     )
-    errors = _with_extra_cells(path, errors, width=width)
+    errors = _with_extra_cells(path, separator, errors, width=width)
     return Source(
         path=path,
         headers=headers,
@@ -102,10 +110,28 @@ def read_source(path: str | Path, *, limits: Limits) -> Source:
         errors=errors,
         sha256=file_sha256(path),
         size_bytes=size,
+        separator=separator,
     )
 
 
-def _with_extra_cells(path: Path, errors: pl.DataFrame, *, width: int) -> pl.DataFrame:
+def detect_separator(path: Path) -> str:
+    """The separator the header row uses most (outside quotes): comma, semicolon or tab."""
+    with path.open("rb") as handle:
+        first_line = handle.read(_HEADER_PROBE_BYTES).split(b"\n", 1)[0]
+    header = re.sub(r'"[^"]*"', "", first_line.decode("utf-8", errors="replace"))
+    return max(SEPARATORS, key=header.count)
+
+
+@contextmanager
+def _records(path: Path, separator: str) -> Iterator[Any]:
+    """Python's strict csv reader over the file's records (a BOM is skipped)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        yield csv.reader(handle, delimiter=separator, strict=True)
+
+
+def _with_extra_cells(
+    path: Path, separator: str, errors: pl.DataFrame, *, width: int
+) -> pl.DataFrame:
     """Name the cells past the header's width in the detail, so the error CSV loses nothing.
 
     A second `csv` pass, only when some row is too long (an error path)."""
@@ -113,8 +139,7 @@ def _with_extra_cells(path: Path, errors: pl.DataFrame, *, width: int) -> pl.Dat
     if not long_rows:
         return errors
     extra: dict[int, str] = {}
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, strict=True)
+    with _records(path, separator) as reader:
         next(reader, None)
         for row, cells in enumerate(reader, start=FIRST_DATA_ROW):
             if row in long_rows and len(cells) > width:
@@ -171,17 +196,16 @@ def _check_file(path: Path, *, limits: Limits) -> int:
     return size
 
 
-def _scan_structure(path: Path) -> tuple[tuple[str, ...], array[int]]:
+def _scan_structure(path: Path, separator: str) -> tuple[tuple[str, ...], array[int]]:
     """The header and the number of cells of every data record (0 for a blank line)."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, strict=True)
+    with _records(path, separator) as reader:
         try:
             header = next(reader, None)
             lengths = array("I", map(len, reader))
         except UnicodeDecodeError:
             raise FileRefused(_describe_bad_encoding(path)) from None
         except csv.Error:
-            raise FileRefused(_describe_bad_quoting(path)) from None
+            raise FileRefused(_describe_bad_quoting(path, separator)) from None
     if not header or all(not cell.strip() for cell in header):
         msg = f"{path.name}: the first line is empty; a CSV needs a header row"
         raise FileRefused(msg)
@@ -206,10 +230,9 @@ def _describe_bad_encoding(path: Path) -> str:
     return f"{path.name}: not UTF-8; {hint}"  # pragma: no cover - the csv pass found a bad byte
 
 
-def _describe_bad_quoting(path: Path) -> str:
+def _describe_bad_quoting(path: Path, separator: str) -> str:
     """Where the malformed record starts: a second, slow pass, on the error path only."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, strict=True)
+    with _records(path, separator) as reader:
         start = 1
         try:
             for _ in reader:
@@ -224,12 +247,13 @@ def _describe_bad_quoting(path: Path) -> str:
     return f"{path.name}: malformed CSV"  # pragma: no cover - the first pass found an error
 
 
-def _read_cells(path: Path, *, width: int, records: int) -> pl.DataFrame:
+def _read_cells(path: Path, separator: str, *, width: int, records: int) -> pl.DataFrame:
     schema = {cell_column(i): pl.String() for i in range(width)}
     try:
         cells = pl.read_csv(
             path,
             has_header=False,
+            separator=separator,
             skip_rows=1,
             schema=schema,
             truncate_ragged_lines=True,
@@ -238,17 +262,16 @@ def _read_cells(path: Path, *, width: int, records: int) -> pl.DataFrame:
             raise_if_empty=False,
         )
     except pl.exceptions.PolarsError:
-        return _read_cells_with_csv_module(path, width=width)
+        return _read_cells_with_csv_module(path, separator, width=width)
     if cells.height != records:
-        return _read_cells_with_csv_module(path, width=width)
+        return _read_cells_with_csv_module(path, separator, width=width)
     return cells
 
 
-def _read_cells_with_csv_module(path: Path, *, width: int) -> pl.DataFrame:
+def _read_cells_with_csv_module(path: Path, separator: str, *, width: int) -> pl.DataFrame:
     """The slower, exact parse: Python's csv reader, cut or padded to the header's width."""
     frames = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, strict=True)
+    with _records(path, separator) as reader:
         next(reader, None)
         while chunk := list(itertools.islice(reader, _CHUNK_ROWS)):
             fitted = [row if len(row) == width else (row + [""] * width)[:width] for row in chunk]

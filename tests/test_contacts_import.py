@@ -278,3 +278,43 @@ def test_a_number_moved_by_an_update_is_free_for_a_later_row(database_url, engin
     ]
     again = import_contacts(moved, database_url=database_url, options=options)
     assert (again.imported, again.updated) == (0, 2)
+
+
+def test_a_semicolon_separated_excel_export_imports_and_its_errors_csv_reimports(
+    database_url, engine, write_csv, tmp_path
+):
+    """Excel in many locales saves "CSV" with semicolons; the error CSV comes back with commas."""
+    path = write_csv(
+        "Vorname;Nachname;E-Mail;Mobiltelefon;Firma\r\n"
+        'Lena;Fischer;lena@example.de;+49 151 23456789;"Fischer; Söhne GmbH"\r\n'
+        "Jonas;Weber;jonas@example;+49 30 901820;Weber AG\r\n",
+        name="export.csv",
+    )
+    mapping = {
+        "Vorname": "first_name",
+        "Nachname": "last_name",
+        "Mobiltelefon": "phone",
+        "Firma": "company",
+    }
+    errors_csv = tmp_path / "errors.csv"
+    summary = import_contacts(
+        path,
+        database_url=database_url,
+        options=ImportOptions(mapping=mapping, errors_out=str(errors_csv)),
+    )
+    assert (summary.imported, summary.failed, summary.reasons) == (1, 1, {"invalid-email": 1})
+    assert query(engine, "SELECT email, phone, company FROM contacts") == [
+        ("lena@example.de", "+4915123456789", "Fischer; Söhne GmbH")
+    ]
+    with errors_csv.open(newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle))[:5] == [
+            "Vorname", "Nachname", "E-Mail", "Mobiltelefon", "Firma"
+        ]  # fmt: skip
+    errors_csv.write_text(
+        errors_csv.read_text(encoding="utf-8").replace("jonas@example", "jonas@example.com"),
+        encoding="utf-8",
+    )
+    again = import_contacts(
+        errors_csv, database_url=database_url, options=ImportOptions(mapping=mapping)
+    )
+    assert (again.imported, again.failed) == (1, 0)

@@ -47,6 +47,34 @@ def test_stray_quote_inside_a_cell_falls_back_to_the_exact_parser(write_csv):
     assert source.cells.select("c0", "c1").rows() == [("5'11\"", "2"), ("3", "4")]
 
 
+@pytest.mark.parametrize(
+    ("content", "separator"),
+    [
+        ('"Smith; Ann",b;c\n"x;y",2;3\n', ","),  # separators inside quotes do not count
+        ('Name;"Email, work";Phone\n"Lovelace, Ada";ada@example.com;+15551234567\n', ";"),
+        ("Name\tEmail\tPhone\nAda\tada@example.com\t+15551234567\n", "\t"),
+        ("Email\nada@example.com\n", ","),
+    ],
+)
+def test_the_separator_is_read_off_the_header_row(write_csv, content, separator):
+    source = read_source(write_csv(content), limits=LIMITS)
+    assert source.separator == separator
+    header_cells = len(source.headers)
+    assert all(len(row) == header_cells + 1 for row in source.cells.rows())  # + the row column
+    assert source.errors.height == 0
+
+
+def test_a_semicolon_file_keeps_its_row_errors_and_quoted_cells(write_csv):
+    path = write_csv('Name;Email\n"Lovelace; Ada";ada@example.com\nBob\n"a\nb";c;d\n')
+    source = read_source(path, limits=LIMITS)
+    assert source.cells.filter(source.cells["row"] == 2).row(0)[:2] == (
+        "Lovelace; Ada",
+        "ada@example.com",
+    )
+    assert errors_of(source) == [(3, "wrong-column-count"), (4, "wrong-column-count")]
+    assert source.errors["detail"].to_list()[1].endswith('cells past the header: ["d"]')
+
+
 def test_bom_is_accepted(write_csv):
     source = read_source(write_csv(b"\xef\xbb\xbfemail\nann@example.com\n"), limits=LIMITS)
     assert source.headers == ("email",)
