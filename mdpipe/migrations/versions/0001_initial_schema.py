@@ -142,7 +142,6 @@ def upgrade() -> None:
     sa.Column('value', sa.Text(), nullable=True),
     sa.Column('reason', sa.String(length=40), nullable=False),
     sa.Column('detail', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['import_runs.id'], name=op.f('fk_row_errors_run_id_import_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_row_errors'))
     )
     with op.batch_alter_table('row_errors', schema=None) as batch_op:
