@@ -159,8 +159,21 @@ def benchmark(kind: str, rows: int, *, pg: str, sqlite: bool, folder: Path) -> N
             f"({kept / copy_s:,.0f} rows/s); import / COPY = {result['seconds'] / copy_s:.2f}",
             flush=True,
         )
+        if kind == "contacts" and rows >= 10 * TOP_UP_ROWS:
+            top_up(rows, url, folder)
     finally:
         drop_schema(pg, schema)
+
+
+TOP_UP_ROWS = 5_000
+
+
+def top_up(rows: int, url: str, folder: Path) -> None:
+    """The everyday import: a file of the product's size into the workspace just filled."""
+    path = folder / f"top_up_{rows}.csv"
+    contacts_frame(rows + TOP_UP_ROWS).tail(TOP_UP_ROWS).write_csv(path)
+    result = run_child("contacts", path, url)
+    report(f"+{TOP_UP_ROWS:,} into {rows:,}", TOP_UP_ROWS, result)
 
 
 def report(database: str, rows: int, result: dict) -> None:

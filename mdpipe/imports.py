@@ -162,7 +162,7 @@ def import_contacts(
         )
         noted.update(valid=valid.rows.height, failed=valid.errors["row"].n_unique())
     with timer.stage("dedupe") as noted, transaction(prepared.engine) as conn:
-        existing = existing_contact_keys(conn, prepared.workspace_id)
+        existing = existing_contact_keys(conn, prepared.workspace_id, valid.rows)
         plan = plan_contacts(
             valid.rows, existing, on_duplicate=options.on_duplicate, headers=prepared.headers
         )

@@ -318,3 +318,51 @@ def test_a_semicolon_separated_excel_export_imports_and_its_errors_csv_reimports
         errors_csv, database_url=database_url, options=ImportOptions(mapping=mapping)
     )
     assert (again.imported, again.failed) == (1, 0)
+
+
+SMALL_FILE_INTO_A_LARGE_WORKSPACE = """Email,Phone,Company
+NEW@example.com,+15557770001,new
+STORED7@EXAMPLE.COM,,by email in another case
+,+15550000012,by phone
+stored20@example.com,+15550000030,conflict
+stored40@example.com,+15557770002,moves its phone
+,+15550000040,the phone row 6 moved away
+stored50@example.com,+15550000050,by both
+"""
+
+
+@pytest.mark.parametrize("policy", ["skip", "update"])
+def test_a_small_file_into_a_large_workspace_plans_alike_whichever_side_matches(
+    database_url, engine, write_csv, monkeypatch, policy
+):
+    """The planner reads either the whole workspace's keys or, for a file much smaller than
+    the workspace, only the contacts the database matches to the file's keys: same plan."""
+    from mdpipe.db import merge
+
+    stored = "Email,Phone\n" + "".join(
+        f"stored{i}@example.com,+155500000{i:02d}\n" for i in range(60)
+    )
+    outcomes = []
+    for workspace, most_keys in (("whole", 0), ("matched", 10**9)):
+        monkeypatch.setattr(merge, "MOST_KEYS_TO_LOOK_UP", most_keys)
+        options = ImportOptions(workspace=workspace, on_duplicate=policy)
+        import_contacts(write_csv(stored, "stored.csv"), database_url=database_url, options=options)
+        summary = import_contacts(
+            write_csv(SMALL_FILE_INTO_A_LARGE_WORKSPACE),
+            database_url=database_url,
+            options=options,
+        )
+        contacts = query(
+            engine,
+            "SELECT c.email, c.phone, c.company FROM contacts c JOIN workspaces w "
+            "ON w.id = c.workspace_id WHERE w.name = :w ORDER BY c.email, c.phone",
+            w=workspace,
+        )
+        outcomes.append((summary.as_json() | {"run_id": None}, contacts, summary.run_id))
+    (whole, whole_contacts, whole_run), (matched, matched_contacts, matched_run) = outcomes
+    assert matched == whole
+    assert matched_contacts == whole_contacts
+    assert stored_errors(engine, matched_run) == stored_errors(engine, whole_run)
+    expected = {"skip": (1, 0), "update": (2, 4)}[policy]
+    assert (whole["imported"], whole["updated"]) == expected
+    assert whole["reasons"].get("conflicting-contacts") == 1
