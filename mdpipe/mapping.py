@@ -10,6 +10,7 @@ reported as ignored, never silently dropped.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,12 @@ CONTACT_FIELDS: dict[str, tuple[str, ...]] = {
         "FName",
         "Contact First Name",
         "Person First Name",
+        # the address-book exports of other locales (Outlook writes its headers localised)
+        "Vorname",
+        "Prénom",
+        "Nombre",
+        "Voornaam",
+        "Nome",
     ),
     "last_name": (
         "Last Name",
@@ -38,6 +45,16 @@ CONTACT_FIELDS: dict[str, tuple[str, ...]] = {
         "LName",
         "Contact Last Name",
         "Person Last Name",
+        "Nachname",
+        "Familienname",
+        "Nom",
+        "Nom de famille",
+        "Apellidos",
+        "Apellido",
+        "Achternaam",
+        "Cognome",
+        "Sobrenome",
+        "Apelido",
     ),
     "email": (
         "Email",
@@ -56,6 +73,16 @@ CONTACT_FIELDS: dict[str, tuple[str, ...]] = {
         "Home Email",
         "E-mail 2 Address",
         "E-mail 2 - Value",
+        "E-Mail-Adresse",
+        "Adresse e-mail",
+        "Adresse de messagerie",
+        "Courriel",
+        "Correo electrónico",
+        "Dirección de correo electrónico",
+        "E-mailadres",
+        "Indirizzo e-mail",
+        "Indirizzo di posta elettronica",
+        "Endereço de e-mail",
     ),
     "phone": (
         "Phone",
@@ -81,6 +108,27 @@ CONTACT_FIELDS: dict[str, tuple[str, ...]] = {
         "Home Phone",
         "Phone 2 - Value",
         "Other Phone",
+        "Mobiltelefon",
+        "Handy",
+        "Handynummer",
+        "Téléphone mobile",
+        "Tél. mobile",
+        "Portable",
+        "Teléfono móvil",
+        "Móvil",
+        "Celular",
+        "Mobiele telefoon",
+        "Mobiel",
+        "Cellulare",
+        "Telemóvel",
+        "Telefon",
+        "Telefonnummer",
+        "Téléphone",
+        "Teléfono",
+        "Telefoon",
+        "Telefoonnummer",
+        "Telefono",
+        "Telefone",
     ),
     "company": (
         "Company",
@@ -94,6 +142,16 @@ CONTACT_FIELDS: dict[str, tuple[str, ...]] = {
         "Account",
         "Business",
         "Employer",
+        "Firma",
+        "Unternehmen",
+        "Société",
+        "Entreprise",
+        "Empresa",
+        "Compañía",
+        "Organización",
+        "Bedrijf",
+        "Azienda",
+        "Società",
     ),
 }
 
@@ -176,8 +234,9 @@ MESSAGE_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def normalise_header(text: str) -> str:
-    """The header's matching key: lower case, letters and digits only."""
-    return "".join(ch for ch in text.casefold() if ch.isalnum())
+    """The header's matching key: lower case, letters and digits only (accents composed,
+    so "Prénom" typed on any system matches)."""
+    return "".join(ch for ch in unicodedata.normalize("NFC", text.casefold()) if ch.isalnum())
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,17 @@ def test_crm_exports_import_with_auto_mapping_alone(database_url, engine):
     assert query(engine, "SELECT email FROM contacts WHERE last_name = 'Nguyen'") == [
         ("tom.nguyen@example.org",)
     ]
+    german = import_contacts(
+        examples / "outlook_de_contacts.csv",
+        database_url=database_url,
+        options=ImportOptions(default_region="DE"),
+    )
+    # Lena Fischer came with the Outlook export already
+    assert (german.imported, german.skipped, german.failed) == (2, 1, 0)
+    assert german.reasons == {"duplicate-existing": 1}
+    assert query(engine, "SELECT phone, company FROM contacts WHERE last_name = 'Demir'") == [
+        ("+491701234567", None)
+    ]
 
 
 def test_the_example_mapping_file_imports_its_export(database_url):

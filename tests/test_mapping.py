@@ -72,6 +72,50 @@ def test_outlook_export_prefers_the_mobile_number():
     assert {"Business Phone", "Home Phone", "Primary Phone"} <= set(ignored)
 
 
+def test_a_german_outlook_export_maps_without_help():
+    with (EXAMPLES / "outlook_de_contacts.csv").open(newline="", encoding="utf-8") as handle:
+        headers = next(csv.reader(handle, delimiter=";"))
+    fields, ignored = mapped(headers)
+    assert fields == {
+        "first_name": "Vorname",
+        "last_name": "Nachname",
+        "email": "E-Mail-Adresse",
+        "phone": "Mobiltelefon",
+        "company": "Firma",
+    }
+    assert {"Telefon geschäftlich", "Telefon privat", "Weitere Vornamen"} <= set(ignored)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (
+            ["Prénom", "Nom", "Société", "Adresse de messagerie", "Tél. mobile"],
+            ["first_name", "last_name", "company", "email", "phone"],
+        ),
+        (
+            ["Nombre", "Apellidos", "Compañía", "Correo electrónico", "Teléfono móvil"],
+            ["first_name", "last_name", "company", "email", "phone"],
+        ),
+        (
+            ["Voornaam", "Achternaam", "Bedrijf", "E-mailadres", "Mobiele telefoon"],
+            ["first_name", "last_name", "company", "email", "phone"],
+        ),
+        # accents typed as a letter plus a combining mark (NFD, as macOS file names are)
+        (["Pre\u0301nom", "Te\u0301le\u0301phone"], ["first_name", "phone"]),
+    ],
+)
+def test_localised_headers_map(headers, expected):
+    fields, ignored = mapped(headers)
+    assert [next(f for f, h in fields.items() if h == header) for header in headers] == expected
+    assert ignored == []
+
+
+def test_an_english_phone_column_wins_over_a_localised_one():
+    fields, _ = mapped(["Email", "Telefon", "Mobile Phone"])
+    assert fields["phone"] == "Mobile Phone"
+
+
 def test_hubspot_export_maps():
     headers = [
         "Record ID",
