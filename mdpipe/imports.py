@@ -24,6 +24,7 @@ from mdpipe.db.merge import (
     existing_contact_keys,
     insert_contacts,
     insert_messages,
+    link_participants,
     update_contacts,
 )
 from mdpipe.db.runs import finish_run, record_progress, start_run
@@ -124,6 +125,9 @@ class BatchResult:
 Loader = Callable[[Connection, int, int, pl.DataFrame], BatchResult]
 """load(conn, workspace_id, run_id, batch) inside the batch's transaction."""
 
+Finisher = Callable[[Connection, int], None]
+"""finish(conn, workspace_id) once every batch is in, in the transaction closing the run."""
+
 
 def import_contacts(
     path: str | Path,
@@ -180,8 +184,20 @@ def import_contacts(
             return BatchResult(refused=batch.clear().select(ROW))
         return BatchResult(insert_contacts(conn, batch, workspace_id=workspace_id, run_id=run_id))
 
+    def link_conversations(conn: Connection, workspace_id: int) -> None:
+        linked = link_participants(conn, workspace_id)
+        if linked:
+            logger.info("linked %d conversation participant(s) to their contacts", linked)
+
     return _execute(
-        "contacts", prepared, work, load=load, options=options, timer=timer, progress=progress
+        "contacts",
+        prepared,
+        work,
+        load=load,
+        finish=link_conversations,
+        options=options,
+        timer=timer,
+        progress=progress,
     )
 
 
@@ -323,6 +339,7 @@ def _execute(
     work: Work,
     *,
     load: Loader,
+    finish: Finisher | None = None,
     options: ImportOptions,
     timer: StageTimer,
     progress: Progress | None,
@@ -389,6 +406,8 @@ def _execute(
                 timings=timer.seconds,
             )
             with scope.batch() as conn:
+                if finish is not None:
+                    finish(conn, workspace_id)
                 finish_run(
                     conn, run_id, status=summary.status, counts=summary.counts(), errors=errors
                 )

@@ -121,6 +121,36 @@ def test_participants_link_to_existing_contacts(database_url, engine, channel, w
     assert query(engine, "SELECT count(*) FROM contacts") == [(1,)]
 
 
+def test_contacts_imported_after_their_history_are_linked_to_its_conversations(
+    database_url, engine, channel, write_csv
+):
+    import_messages(
+        write_csv(messages_csv("2025-06-01T10:00:00Z,out,+14155550132;+442079460958,hi,Main line")),
+        database_url=database_url,
+    )
+    import_contacts(
+        write_csv("Email,Phone\nmaria@example.com,+1 415 555 0132\n", "contacts.csv"),
+        database_url=database_url,
+    )
+    linked = query(
+        engine,
+        "SELECT p.phone, ct.email FROM conversation_participants p "
+        "LEFT JOIN contacts ct ON ct.id = p.contact_id ORDER BY p.phone",
+    )
+    assert linked == [("+14155550132", "maria@example.com"), ("+442079460958", None)]
+    # an update that gives a contact the other party's phone links it too
+    import_contacts(
+        write_csv("Email,Phone\nmaria@example.com,+442079460958\n", "update.csv"),
+        database_url=database_url,
+        options=ImportOptions(on_duplicate="update"),
+    )
+    assert query(
+        engine,
+        "SELECT p.phone, ct.email FROM conversation_participants p "
+        "JOIN contacts ct ON ct.id = p.contact_id ORDER BY p.phone",
+    ) == [("+14155550132", "maria@example.com"), ("+442079460958", "maria@example.com")]
+
+
 def test_timestamps_are_stored_as_instants(database_url, engine, channel, write_csv):
     path = write_csv(
         messages_csv(

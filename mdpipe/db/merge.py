@@ -156,6 +156,22 @@ def existing_contact_keys(
     return read_frame(conn, query, dict(CONTACT_KEYS), {"ws": workspace_id}).unique("id")
 
 
+def link_participants(conn: Connection, workspace_id: int) -> int:
+    """Link the workspace's conversation participants that have no contact yet to the
+    contact with their phone (history imported before its contacts); returns how many."""
+    return conn.execute(
+        text(
+            "UPDATE conversation_participants SET contact_id = (SELECT c.id FROM contacts c "
+            "WHERE c.workspace_id = :ws AND c.phone = conversation_participants.phone) "
+            "WHERE contact_id IS NULL "
+            "AND conversation_id IN (SELECT id FROM conversations WHERE workspace_id = :ws) "
+            "AND EXISTS (SELECT 1 FROM contacts c "
+            "WHERE c.workspace_id = :ws AND c.phone = conversation_participants.phone)"
+        ),
+        {"ws": workspace_id},
+    ).rowcount
+
+
 def ensure_conversations(
     conn: Connection, batch: pl.DataFrame, *, workspace_id: int, run_id: int
 ) -> tuple[pl.DataFrame, int]:
