@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import fields
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar, cast, get_type_hints
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -23,6 +25,7 @@ from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 from pydantic import Field
+from pydantic.fields import FieldInfo
 from sqlalchemy.exc import DBAPIError
 
 from mdpipe.db.engine import connect_or_fail, transaction
@@ -84,6 +87,26 @@ DatabaseSecret = Annotated[
         "else the worker's MDPIPE_DATABASE_URL (never the URL itself as a parameter)."
     ),
 ]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def document_parameters(fn: F) -> F:
+    """`fn` with an `Args:` section made of its parameters' Field descriptions.
+
+    Prefect's UI form takes parameter descriptions from the flow's Google-style docstring
+    only (the Annotated descriptions above do not reach it), so they are written there once,
+    from the one place they are declared. Apply it below `@flow`."""
+    hints = get_type_hints(fn, include_extras=True)
+    described = [
+        f"    {name}: {meta.description}"
+        for name in inspect.signature(fn).parameters
+        for meta in getattr(hints.get(name), "__metadata__", ())
+        if isinstance(meta, FieldInfo) and meta.description
+    ]
+    fn.__doc__ = "\n\n".join([inspect.cleandoc(fn.__doc__ or ""), "Args:\n" + "\n".join(described)])
+    return fn
 
 
 def database_url(secret_name: str | None) -> str | None:

@@ -23,6 +23,7 @@ from flows.common import (
     OnDuplicate,
     Workspace,
     close_import_runs,
+    document_parameters,
     local_run_arguments,
     run_flow,
 )
@@ -33,6 +34,7 @@ from flows.common import (
     on_cancellation=[close_import_runs("cancelled")],
     on_crashed=[close_import_runs("failed")],
 )
+@document_parameters
 def import_contacts(
     file: File,
     workspace: Workspace = "default",

@@ -16,7 +16,13 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from pydantic import Field
 
-from flows.common import DatabaseSecret, Workspace, artifact_key, database_url
+from flows.common import (
+    DatabaseSecret,
+    Workspace,
+    artifact_key,
+    database_url,
+    document_parameters,
+)
 from mdpipe.sweep import SweepPlan, plan_sweep
 
 Location = Annotated[
@@ -51,6 +57,7 @@ def list_new_files(
 
 
 @flow(name="sweep_imports")
+@document_parameters
 def sweep_imports(
     location: Location,
     kind: Kind = "contacts",

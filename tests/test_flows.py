@@ -204,6 +204,20 @@ def test_progress_artifact_and_stage_logs(prefect_server, database_url, write_cs
         assert f"stage {stage}:" in messages
 
 
+def test_every_parameter_of_every_flow_has_a_description_for_the_ui_form():
+    """Prefect's form reads descriptions from the flow's docstring, not from Annotated."""
+    from flows.import_messages import import_messages
+    from flows.sweep_imports import sweep_imports
+
+    for flow in (import_contacts, import_messages, sweep_imports):
+        properties = flow.parameters.properties
+        missing = [name for name, spec in properties.items() if not spec.get("description")]
+        assert properties and not missing, (flow.name, missing)
+    assert (
+        "skip it, or update" in import_contacts.parameters.properties["on_duplicate"]["description"]
+    )
+
+
 def test_a_bad_parameter_is_refused_before_the_flow_runs(
     prefect_server, database_url, engine, write_csv, monkeypatch
 ):

@@ -201,6 +201,11 @@ def test_deployments_run_both_imports_and_a_sweep(deployed, postgres_url, tmp_pa
     # each stage logged once: the library's records reach the run by one path only
     assert stages == [f"stage {s}" for s in ("read", "map", "validate", "dedupe", "load", "report")]
 
+    # the form the UI shows for a deployment: every parameter with its description
+    form = api(env, "GET", "/deployments/name/import_contacts/default")["parameter_openapi_schema"]
+    assert all(spec.get("description") for spec in form["properties"].values()), form
+    assert form["properties"]["on_duplicate"]["enum"] == ["skip", "update"]
+
     contacts = artifacts_of(env, contacts_run)
     assert "| 9 | 4 | 0 | 2 | 3 |" in contacts["mdpipe-default-contacts-summary"]
     assert contacts["mdpipe-default-contacts-progress"] == 100.0
