@@ -198,12 +198,14 @@ def run_flow(kind: str, parameters: dict[str, Any]) -> dict[str, Any]:
         ImportOptions(**options, requested_by=requested_by(flow_run.id)),
         parameters.get("database_secret"),
     )
-    return finish(summary, workspace=parameters["workspace"])
+    return finish(
+        summary, workspace=parameters["workspace"], errors_out=parameters.get("errors_out")
+    )
 
 
-def finish(summary: RunSummary, *, workspace: str) -> dict[str, Any]:
+def finish(summary: RunSummary, *, workspace: str, errors_out: str | None) -> dict[str, Any]:
     """Publish the run's artifacts and log its summary; returns the JSON summary."""
-    publish_summary(summary, workspace=workspace)
+    publish_summary(summary, workspace=workspace, errors_out=errors_out)
     result = summary.as_json()
     get_run_logger().info("summary: %s", result)
     return result
@@ -215,16 +217,27 @@ def artifact_key(workspace: str, kind: str, what: str) -> str:
     return f"mdpipe-{slug}-{kind}-{what}"
 
 
-def publish_summary(summary: RunSummary, *, workspace: str) -> None:
-    """The markdown summary and the first row errors as artifacts of the flow run."""
-    hint = (
-        f"Full error list: `mdpipe runs show {summary.run_id}` (add `--json` for machine use), "
-        "or re-run with `errors_out` set to write the failed rows as a CSV to fix and re-upload."
-        if summary.run_id is not None
-        else "Dry run: nothing was written. Set `errors_out` to get the failed rows as a CSV."
+def errors_hint(summary: RunSummary, *, errors_out: str | None) -> str:
+    """Where the summary's reader finds every failed and skipped row."""
+    if errors_out:
+        where = f"The failed and skipped rows, ready to fix and re-upload: `{errors_out}` on the worker."
+    else:
+        # a later run of the same file would count this run's imports as duplicates
+        where = (
+            "Set `errors_out` when starting an import to get its failed and skipped rows "
+            "as a CSV to fix and re-upload."
+        )
+    if summary.run_id is None:
+        return f"Dry run: nothing was written. {where}"
+    return (
+        f"Full error list: `mdpipe runs show {summary.run_id}` (`--json` for machine use). {where}"
     )
+
+
+def publish_summary(summary: RunSummary, *, workspace: str, errors_out: str | None) -> None:
+    """The markdown summary and the first row errors as artifacts of the flow run."""
     create_markdown_artifact(
-        summary_markdown(summary, errors_hint=hint),
+        summary_markdown(summary, errors_hint=errors_hint(summary, errors_out=errors_out)),
         key=artifact_key(workspace, summary.kind, "summary"),
         description=f"{summary.kind} import of {summary.file_name}",
     )

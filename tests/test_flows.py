@@ -42,6 +42,19 @@ def test_contacts_flow_imports_and_publishes_artifacts(
     assert summary and "| 2 | 1 | 0 | 0 | 1 |" in summary[0].data
     errors = artifacts("mdpipe-flow-test-contacts-errors")
     assert errors and "invalid-email" in str(errors[0].data)
+    assert f"mdpipe runs show {result['run_id']}" in summary[0].data
+
+
+def test_the_summary_says_where_the_errors_csv_was_written(
+    prefect_server, database_url, write_csv, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    errors_csv = tmp_path / "failed.csv"
+    path = write_csv("Email\nbad\n")
+    import_contacts(str(path), workspace="errors out", errors_out=str(errors_csv))
+    summary = artifacts("mdpipe-errors-out-contacts-summary")[0].data
+    assert f"`{errors_csv}` on the worker" in summary
+    assert "bad" in errors_csv.read_text(encoding="utf-8")
 
 
 def test_messages_flow_imports_and_publishes_artifacts(
