@@ -69,6 +69,14 @@ DefaultRegion = Annotated[
         description="Read numbers without +country code as this region's (e.g. US).",
     ),
 ]
+Channel = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        description="The channel (name or number) of rows that name none: a file without a "
+        "channel column, or an empty cell.",
+    ),
+]
 Timezone = Annotated[
     str, Field(min_length=1, description="IANA zone of timestamps written without an offset.")
 ]
@@ -258,13 +266,9 @@ def local_run_arguments(kind: str, argv: list[str] | None = None) -> dict[str, A
     from mdpipe.mapping import parse_map_options
 
     parser = argparse.ArgumentParser(prog=f"python -m flows.import_{kind}")
-    add_import_options(parser)
+    add_import_options(parser, kind=kind)
     parser.add_argument("--workspace", default="default")
     parser.add_argument("--database-secret", help="Prefect Secret block with the database URL")
-    if kind == "contacts":
-        parser.add_argument("--on-duplicate", choices=["skip", "update"], default="skip")
-    else:
-        parser.add_argument("--timezone", default="UTC")
     args = parser.parse_args(argv)
     params = {
         "file": args.file,
@@ -282,4 +286,5 @@ def local_run_arguments(kind: str, argv: list[str] | None = None) -> dict[str, A
         params["on_duplicate"] = args.on_duplicate
     else:
         params["timezone"] = args.timezone
+        params["channel"] = args.channel
     return params

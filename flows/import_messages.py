@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow
 
 from flows.common import (
+    Channel,
     DatabaseSecret,
     DefaultRegion,
     DryRun,
@@ -42,6 +43,7 @@ def import_messages(
     mapping_file: MappingFile = None,
     default_region: DefaultRegion = None,
     timezone: Timezone = "UTC",
+    channel: Channel = None,
     dry_run: DryRun = False,
     errors_out: ErrorsOut = None,
     max_rows: MaxRows = None,

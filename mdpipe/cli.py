@@ -80,22 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="kind", required=True
     )
     contacts = imports.add_parser("contacts", parents=[common], help="import contacts")
-    add_import_options(contacts)
-    contacts.add_argument(
-        "--on-duplicate",
-        choices=["skip", "update"],
-        default="skip",
-        help="a row matching an existing contact: skip it (default) or update the contact",
-    )
+    add_import_options(contacts, kind="contacts")
     contacts.set_defaults(handler=_import_contacts)
     messages = imports.add_parser("messages", parents=[common], help="import message history")
-    add_import_options(messages)
-    messages.add_argument(
-        "--timezone",
-        default="UTC",
-        metavar="ZONE",
-        help="zone of timestamps written without an offset (IANA name; default: %(default)s)",
-    )
+    add_import_options(messages, kind="messages")
     messages.set_defaults(handler=_import_messages)
 
     properties = commands.add_parser("properties", help="custom contact properties").add_subparsers(
@@ -149,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_import_options(parser: argparse.ArgumentParser) -> None:
-    """The options both imports take (the FILE argument first)."""
+def add_import_options(parser: argparse.ArgumentParser, *, kind: str) -> None:
+    """The options of the `kind` import (the FILE argument first)."""
     parser.add_argument("file", help="the CSV file (UTF-8, header row)")
     parser.add_argument(
         "--map",
@@ -176,6 +164,26 @@ def add_import_options(parser: argparse.ArgumentParser) -> None:
         "--max-bytes", type=int, help="size limit (default 10 MB, $MDPIPE_MAX_BYTES; 0 = none)"
     )
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    if kind == "contacts":
+        parser.add_argument(
+            "--on-duplicate",
+            choices=["skip", "update"],
+            default="skip",
+            help="a row matching an existing contact: skip it (default) or update the contact",
+        )
+        return
+    parser.add_argument(
+        "--timezone",
+        default="UTC",
+        metavar="ZONE",
+        help="zone of timestamps written without an offset (IANA name; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--channel",
+        metavar="NAME",
+        help="the channel (name or number) of rows that name none: a file without a channel "
+        "column, or an empty cell",
+    )
 
 
 def _options(args: argparse.Namespace, **extra: Any) -> ImportOptions:
@@ -201,7 +209,7 @@ def _import_contacts(args: argparse.Namespace) -> int:
 
 
 def _import_messages(args: argparse.Namespace) -> int:
-    options = _options(args, timezone=args.timezone)
+    options = _options(args, timezone=args.timezone, channel=args.channel)
     summary = import_messages(
         args.file, options=options, database_url=args.database_url, progress=_progress_bar(args)
     )

@@ -38,7 +38,12 @@ from mdpipe.mapping import (
     load_mapping_file,
     match_columns,
 )
-from mdpipe.messages import check_message_mapping, check_timezone, validate_messages
+from mdpipe.messages import (
+    check_default_channel,
+    check_message_mapping,
+    check_timezone,
+    validate_messages,
+)
 from mdpipe.report import RunSummary, summarise_run, write_errors_csv
 from mdpipe.source import ROW, Source, local_copy, read_source
 from mdpipe.validate import prepare_fields
@@ -60,6 +65,7 @@ class ImportOptions:
     on_duplicate: OnDuplicate = "skip"
     default_region: str | None = None
     timezone: str = "UTC"
+    channel: str | None = None
     dry_run: bool = False
     errors_out: str | None = None
     max_rows: int | None = None
@@ -223,9 +229,11 @@ def import_messages(
         fields_for=lambda conn, workspace_id: MESSAGE_FIELDS,
         untrimmed=("text",),
     )
-    check_message_mapping(prepared.mapping.fields)
+    check_message_mapping(prepared.mapping.fields, default_channel=options.channel)
     with transaction(prepared.engine) as conn:
         channels = list_channels(conn, prepared.workspace_id)
+    if options.channel:
+        check_default_channel(options.channel, channels)
     with timer.stage("validate") as noted:
         valid = validate_messages(
             prepared.fields,
@@ -234,6 +242,7 @@ def import_messages(
             headers=prepared.headers,
             timezone=options.timezone,
             default_region=options.default_region,
+            default_channel=options.channel,
         )
         noted.update(valid=valid.rows.height, failed=valid.errors["row"].n_unique())
     with timer.stage("dedupe") as noted:

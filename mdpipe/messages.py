@@ -51,15 +51,26 @@ def check_timezone(name: str) -> str:
     return name
 
 
-def check_message_mapping(mapped: Mapping[str, int]) -> None:
+def check_message_mapping(mapped: Mapping[str, int], *, default_channel: str | None) -> None:
     """Raise MappingError unless the mapping can tell time, direction, text, party and channel."""
-    parties = {"phone", "channel"} <= set(mapped) or {"from", "to"} <= set(mapped)
+    channel = "channel" in mapped or default_channel is not None
+    parties = ("phone" in mapped and channel) or {"from", "to"} <= set(mapped)
     missing = [f for f in ("timestamp", "direction", "text") if f not in mapped]
     if not parties:
         missing.append("phone and channel (or from and to)")
     if missing:
         msg = f'no column maps to {", ".join(missing)}; map them with --map "CSV header=field"'
+        if "phone" in mapped and not channel:
+            msg += ", or name the file's channel with --channel"
         raise MappingError(msg)
+
+
+def check_default_channel(name: str, channels: pl.DataFrame) -> None:
+    """Raise SetupError unless `name` names or numbers one of the workspace's channels."""
+    problem = resolve_channels(pl.Series([name], dtype=pl.String), channels)["problem"][0]
+    if problem is not None:
+        msg = f"--channel {name!r}: {problem}"
+        raise SetupError(msg)
 
 
 def parse_timestamps(cell: pl.Expr, timezone: str) -> pl.Expr:
@@ -198,8 +209,11 @@ def validate_messages(
     headers: Mapping[str, str],
     timezone: str,
     default_region: str | None,
+    default_channel: str | None = None,
 ) -> ValidMessages:
-    """Parse every cell, then run the messages schema; returns the valid rows and row errors."""
+    """Parse every cell, then run the messages schema; returns the valid rows and row errors.
+
+    `default_channel` stands for the channel of rows that name none."""
     frame = fields.with_columns(
         parse_timestamps(pl.col("timestamp"), timezone).alias("sent_at"),
         pl.col("direction")
@@ -210,6 +224,8 @@ def validate_messages(
         (pl.col("media").is_not_null() & (pl.col("media") != "0")).alias("has_media"),
     )
     frame = resolve_parties(frame, mapped)
+    if default_channel is not None:
+        frame = frame.with_columns(pl.col("channel").fill_null(default_channel))
     parties = participants(frame["phone"], default_region=default_region)
     lines = resolve_channels(frame["channel"], channels)
     frame = frame.with_columns(
@@ -243,7 +259,7 @@ def validate_messages(
 def _error_headers(headers: Mapping[str, str], mapped: Mapping[str, int]) -> dict[str, str]:
     """The header to name in an error: for the from/to form, both."""
     named = dict(headers)
-    if "phone" not in mapped or "channel" not in mapped:
+    if {"from", "to"} & set(mapped) and ("phone" not in mapped or "channel" not in mapped):
         pair = f"{headers.get('from')}/{headers.get('to')}"
         named.setdefault("phone", pair)
         named.setdefault("channel", pair)

@@ -110,6 +110,13 @@ def test_import_messages_command(capsys, database_url, write_csv):
     assert json.loads(out)["imported"] == 1
     status, _, err = run(capsys, "import", "messages", str(path), "--timezone", "Nowhere/Zone", *db)
     assert status == EXIT_REFUSED and "time zone" in err
+    lineless = write_csv("When,Direction,Phone,Body\n2025-06-02 10:00,out,+14155550132,hi\n")
+    status, out, _ = run(
+        capsys, "import", "messages", str(lineless), "--json", "--channel", "main", *db
+    )
+    assert status == 0 and json.loads(out)["imported"] == 1
+    status, _, err = run(capsys, "import", "messages", str(lineless), "--channel", "Nope", *db)
+    assert status == EXIT_REFUSED and "--channel 'Nope'" in err
 
 
 def test_runs_show_reports_the_progress_of_a_running_import(capsys, database_url):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
@@ -51,8 +52,10 @@ def test_the_summary_says_where_the_errors_csv_was_written(
     monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
     errors_csv = tmp_path / "failed.csv"
     path = write_csv("Email\nbad\n")
-    import_contacts(str(path), workspace="errors out", errors_out=str(errors_csv))
-    summary = artifacts("mdpipe-errors-out-contacts-summary")[0].data
+    workspace = f"errors {uuid.uuid4().hex}"  # its own artifact key: one artifact to read
+    import_contacts(str(path), workspace=workspace, errors_out=str(errors_csv))
+    (artifact,) = artifacts(f"mdpipe-{workspace.replace(' ', '-')}-contacts-summary")
+    summary = artifact.data
     assert f"`{errors_csv}` on the worker" in summary
     assert "bad" in errors_csv.read_text(encoding="utf-8")
 
@@ -272,7 +275,7 @@ def test_local_runs_take_the_commands_options():
         "update",
         0,
     )
-    assert (
-        local_run_arguments("messages", ["m.csv", "--timezone", "Europe/Paris"])["timezone"]
-        == "Europe/Paris"
+    messages = local_run_arguments(
+        "messages", ["m.csv", "--timezone", "Europe/Paris", "--channel", "Main line"]
     )
+    assert (messages["timezone"], messages["channel"]) == ("Europe/Paris", "Main line")

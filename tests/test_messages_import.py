@@ -236,6 +236,56 @@ def test_the_example_file_imports_after_adding_its_channel(database_url, engine,
     assert import_messages(EXAMPLES / "messages.csv", database_url=database_url).imported == 0
 
 
+def test_a_single_line_export_without_a_channel_column_imports_with_the_channel_option(
+    database_url, engine, channel, write_csv
+):
+    add_channel(engine, "default", "Support", "+15550100001")
+    path = write_csv(
+        messages_csv(
+            "2025-06-01T10:00:00Z,out,+14155550132,hi",
+            "2025-06-01T10:05:00Z,in,+14155550132,hello back",
+            header="Timestamp,Direction,Phone,Text",
+        )
+    )
+    with pytest.raises(MappingError, match="--channel"):
+        import_messages(path, database_url=database_url)
+    with pytest.raises(SetupError, match="no channel named or numbered 'Sales'"):
+        import_messages(path, database_url=database_url, options=ImportOptions(channel="Sales"))
+    assert query(engine, "SELECT count(*) FROM import_runs") == [(0,)]
+
+    summary = import_messages(
+        path, database_url=database_url, options=ImportOptions(channel="+1 555 010 0001")
+    )
+    assert (summary.imported, summary.failed) == (2, 0)
+    assert query(
+        engine,
+        "SELECT ch.name, count(*) FROM messages m JOIN channels ch ON ch.id = m.channel_id "
+        "GROUP BY ch.name",
+    ) == [("Support", 2)]
+
+
+def test_the_channel_option_fills_empty_channel_cells_only(
+    database_url, engine, channel, write_csv
+):
+    add_channel(engine, "default", "Support", "+15550100001")
+    path = write_csv(
+        messages_csv(
+            "2025-06-01T10:00:00Z,out,+14155550132,named,Main line",
+            "2025-06-01T10:05:00Z,out,+14155550132,unnamed,",
+            "2025-06-01T10:06:00Z,out,+14155550132,unknown,Old line",
+        )
+    )
+    summary = import_messages(
+        path, database_url=database_url, options=ImportOptions(channel="support")
+    )
+    assert (summary.imported, summary.reasons) == (2, {"unknown-channel": 1})
+    assert query(
+        engine,
+        "SELECT m.text, ch.name FROM messages m JOIN channels ch ON ch.id = m.channel_id "
+        "ORDER BY m.sent_at",
+    ) == [("named", "Main line"), ("unnamed", "Support")]
+
+
 def test_dry_run_writes_nothing_but_counts_everything(database_url, engine, channel, write_csv):
     path = write_csv(messages_csv("2025-06-01T10:00:00Z,out,+14155550132,a,Main line"))
     dry = import_messages(path, database_url=database_url, options=ImportOptions(dry_run=True))
