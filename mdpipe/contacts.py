@@ -26,6 +26,22 @@ DETAILS = {
 }
 
 
+# Google Contacts writes several values of one field into one cell: "a@x.com ::: b@x.com"
+MULTI_VALUE_SEPARATOR = ":::"
+
+
+def first_value(cell: pl.Expr) -> pl.Expr:
+    """The first of the values a multi-value cell holds (the cell itself otherwise); a contact
+    has one email and one phone, and failing the row would lose the first one too."""
+    return (
+        cell.str.strip_chars_start(f" {MULTI_VALUE_SEPARATOR[0]}")  # an empty first value
+        .str.split_exact(MULTI_VALUE_SEPARATOR, 1)
+        .struct.field("field_0")
+        .str.strip_chars()
+        .replace("", None)
+    )
+
+
 @dataclass(frozen=True)
 class ValidContacts:
     """Rows that passed every check, in load shape, and the row errors of the others."""
@@ -43,6 +59,11 @@ def validate_contacts(
     default_region: str | None,
 ) -> ValidContacts:
     """Normalise emails, phones and typed properties, then run the contacts schema."""
+    fields = fields.with_columns(
+        first_value(pl.col(name)).alias(name)
+        for name in ("email", "phone")
+        if fields[name].str.contains(MULTI_VALUE_SEPARATOR, literal=True).any()
+    )
     emails = normalise_emails(fields["email"])
     phones = normalise_phones(fields["phone"], default_region=default_region)
     frame = fields.with_columns(

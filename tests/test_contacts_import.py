@@ -377,3 +377,20 @@ def test_a_small_file_into_a_large_workspace_plans_alike_whichever_side_matches(
     expected = {"skip": (1, 0), "update": (2, 4)}[policy]
     assert (whole["imported"], whole["updated"]) == expected
     assert whole["reasons"].get("conflicting-contacts") == 1
+
+
+def test_cells_holding_several_values_keep_the_first(database_url, engine, write_csv):
+    """Google Contacts joins several values of one field with ' ::: ' in one cell."""
+    path = write_csv(
+        "Given Name,E-mail 1 - Value,Phone 1 - Value\n"
+        "Maria,maria@example.com ::: m.garcia@example.com,+1 415-555-0132 ::: +1 415-555-0199\n"
+        "Tom, ::: tom@example.org,\n"
+        "Eve,not-an-email ::: eve@example.com,\n"
+    )
+    summary = import_contacts(path, database_url=database_url)
+    assert (summary.imported, summary.failed) == (2, 1)
+    assert stored_errors(engine, summary.run_id) == [(4, "E-mail 1 - Value", "invalid-email")]
+    assert query(engine, "SELECT first_name, email, phone FROM contacts ORDER BY first_name") == [
+        ("Maria", "maria@example.com", "+14155550132"),
+        ("Tom", "tom@example.org", None),
+    ]
