@@ -247,6 +247,10 @@ def test_crm_exports_import_with_auto_mapping_alone(database_url, engine):
     assert query(engine, "SELECT email FROM contacts WHERE last_name = 'Nguyen'") == [
         ("tom.nguyen@example.org",)
     ]
+    # Google's "a ::: b" cell: the first number
+    assert query(engine, "SELECT phone FROM contacts WHERE last_name = 'Garcia'") == [
+        ("+14155550132",)
+    ]
     german = import_contacts(
         examples / "outlook_de_contacts.csv",
         database_url=database_url,
