@@ -77,6 +77,14 @@ Channel = Annotated[
         "channel column, or an empty cell.",
     ),
 ]
+TimestampFormat = Annotated[
+    str | None,
+    Field(
+        pattern="%",
+        description="strftime format of the timestamps, e.g. %m/%d/%Y %H:%M (tried before "
+        "ISO 8601, RFC 2822 and Unix epoch seconds, which are read by default).",
+    ),
+]
 Timezone = Annotated[
     str, Field(min_length=1, description="IANA zone of timestamps written without an offset.")
 ]
@@ -287,4 +295,5 @@ def local_run_arguments(kind: str, argv: list[str] | None = None) -> dict[str, A
     else:
         params["timezone"] = args.timezone
         params["channel"] = args.channel
+        params["timestamp_format"] = args.timestamp_format
     return params

@@ -179,6 +179,12 @@ def add_import_options(parser: argparse.ArgumentParser, *, kind: str) -> None:
         help="zone of timestamps written without an offset (IANA name; default: %(default)s)",
     )
     parser.add_argument(
+        "--timestamp-format",
+        metavar="FORMAT",
+        help="strftime format of the timestamps, e.g. '%%m/%%d/%%Y %%H:%%M' (tried before the "
+        "ISO 8601, RFC 2822 and epoch forms read by default)",
+    )
+    parser.add_argument(
         "--channel",
         metavar="NAME",
         help="the channel (name or number) of rows that name none: a file without a channel "
@@ -209,7 +215,12 @@ def _import_contacts(args: argparse.Namespace) -> int:
 
 
 def _import_messages(args: argparse.Namespace) -> int:
-    options = _options(args, timezone=args.timezone, channel=args.channel)
+    options = _options(
+        args,
+        timezone=args.timezone,
+        channel=args.channel,
+        timestamp_format=args.timestamp_format,
+    )
     summary = import_messages(
         args.file, options=options, database_url=args.database_url, progress=_progress_bar(args)
     )

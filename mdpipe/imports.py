@@ -41,6 +41,7 @@ from mdpipe.mapping import (
 from mdpipe.messages import (
     check_default_channel,
     check_message_mapping,
+    check_timestamp_format,
     check_timezone,
     validate_messages,
 )
@@ -66,6 +67,7 @@ class ImportOptions:
     default_region: str | None = None
     timezone: str = "UTC"
     channel: str | None = None
+    timestamp_format: str | None = None
     dry_run: bool = False
     errors_out: str | None = None
     max_rows: int | None = None
@@ -220,6 +222,8 @@ def import_messages(
     """
     options = options or ImportOptions()
     check_timezone(options.timezone)
+    if options.timestamp_format:
+        check_timestamp_format(options.timestamp_format)
     timer = StageTimer()
     prepared = _prepare(
         path,
@@ -243,6 +247,7 @@ def import_messages(
             timezone=options.timezone,
             default_region=options.default_region,
             default_channel=options.channel,
+            timestamp_format=options.timestamp_format,
         )
         noted.update(valid=valid.rows.height, failed=valid.errors["row"].n_unique())
     with timer.stage("dedupe") as noted:

@@ -21,7 +21,8 @@ DIRECTIONS = {
     **dict.fromkeys(("note", "comment", "internal"), "internal"),
 }
 DETAILS = {
-    Reason.INVALID_TIMESTAMP: "expected ISO 8601 (2025-06-01T10:15:00Z) or Unix epoch seconds",
+    Reason.INVALID_TIMESTAMP: "expected ISO 8601 (2025-06-01T10:15:00Z), RFC 2822 or Unix epoch "
+    "seconds; for another format (6/1/2025 10:15) pass --timestamp-format",
     Reason.INVALID_DIRECTION: "expected inbound or outbound",
     Reason.INTERNAL_COMMENT_NOT_SUPPORTED: "internal comments are not imported",
     Reason.INVALID_PHONE: "not a valid E.164 phone number",
@@ -73,8 +74,30 @@ def check_default_channel(name: str, channels: pl.DataFrame) -> None:
         raise SetupError(msg)
 
 
-def parse_timestamps(cell: pl.Expr, timezone: str) -> pl.Expr:
-    """The instant (UTC) of ISO 8601 cells (with or without offset) or Unix epoch seconds."""
+def check_timestamp_format(fmt: str) -> str:
+    """The strftime format, or SetupError when it holds no directive or Polars refuses it."""
+    problem = None if "%" in fmt else "expected strftime directives"
+    try:
+        pl.Series([""], dtype=pl.String).str.to_datetime(fmt, strict=False, time_unit="us")
+    except pl.exceptions.PolarsError as exc:  # e.g. an hour without minutes
+        problem = str(exc).splitlines()[0]
+    if problem:
+        msg = f"--timestamp-format {fmt!r}: {problem}, e.g. '%m/%d/%Y %H:%M'"
+        raise SetupError(msg)
+    return fmt
+
+
+def _in_format(cell: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
+    """Cells written in `fmt`: with an offset in it, as given; else in `timezone`."""
+    parsed = cell.str.to_datetime(fmt, strict=False, time_unit="us")
+    if any(directive in fmt for directive in ("%z", "%:z", "%#z")):
+        return parsed
+    return parsed.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+
+
+def parse_timestamps(cell: pl.Expr, timezone: str, fmt: str | None = None) -> pl.Expr:
+    """The instant (UTC) of ISO 8601 cells (with or without offset), RFC 2822 or Unix epoch
+    seconds, or, first, of cells in the strftime format `fmt`."""
     iso = cell.str.replace(" ", "T", literal=True, n=1).str.replace(r"(?i)Z$", "+00:00")
     epoch = pl.when(cell.str.contains(r"^\d{1,11}(\.\d{1,6})?$")).then(
         (cell.cast(pl.Float64, strict=False) * 1_000_000).round(0).cast(pl.Int64)
@@ -83,7 +106,9 @@ def parse_timestamps(cell: pl.Expr, timezone: str) -> pl.Expr:
         iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
         iso.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us"),
     ).dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    given = [_in_format(cell, fmt, timezone).dt.convert_time_zone("UTC")] if fmt else []
     return pl.coalesce(
+        *given,
         epoch.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
         iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_unit="us"),
         iso.str.to_datetime("%Y-%m-%dT%H:%M%:z", strict=False, time_unit="us"),
@@ -210,12 +235,13 @@ def validate_messages(
     timezone: str,
     default_region: str | None,
     default_channel: str | None = None,
+    timestamp_format: str | None = None,
 ) -> ValidMessages:
     """Parse every cell, then run the messages schema; returns the valid rows and row errors.
 
     `default_channel` stands for the channel of rows that name none."""
     frame = fields.with_columns(
-        parse_timestamps(pl.col("timestamp"), timezone).alias("sent_at"),
+        parse_timestamps(pl.col("timestamp"), timezone, timestamp_format).alias("sent_at"),
         pl.col("direction")
         .str.to_lowercase()
         .replace_strict(DIRECTIONS, default=None)

@@ -276,6 +276,16 @@ def test_local_runs_take_the_commands_options():
         0,
     )
     messages = local_run_arguments(
-        "messages", ["m.csv", "--timezone", "Europe/Paris", "--channel", "Main line"]
+        "messages",
+        [
+            "m.csv",
+            *("--timezone", "Europe/Paris"),
+            *("--channel", "Main line"),
+            *("--timestamp-format", "%d/%m/%Y %H:%M"),
+        ],
     )
-    assert (messages["timezone"], messages["channel"]) == ("Europe/Paris", "Main line")
+    assert (messages["timezone"], messages["channel"], messages["timestamp_format"]) == (
+        "Europe/Paris",
+        "Main line",
+        "%d/%m/%Y %H:%M",
+    )

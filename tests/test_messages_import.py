@@ -174,6 +174,39 @@ def test_timestamps_are_stored_as_instants(database_url, engine, channel, write_
     ]
 
 
+def test_a_spreadsheets_date_format_is_read_with_the_timestamp_format_option(
+    database_url, engine, channel, write_csv
+):
+    """Excel writes dates as it shows them (6/1/2025 10:15): month or day first is the
+    user's to say, never guessed."""
+    path = write_csv(
+        messages_csv(
+            "6/1/2025 10:15,out,+14155550132,a,Main line",
+            "6/1/2025 10:16:30,out,+14155550132,not the format,Main line",
+            "2025-06-01T14:17:00Z,out,+14155550132,iso still reads,Main line",
+        )
+    )
+    for unusable in ("m/d/Y", "%H"):  # no directive; an hour without minutes
+        with pytest.raises(SetupError, match="--timestamp-format"):
+            import_messages(
+                path, database_url=database_url, options=ImportOptions(timestamp_format=unusable)
+            )
+    plain = import_messages(path, database_url=database_url, options=ImportOptions(dry_run=True))
+    assert plain.reasons == {"invalid-timestamp": 2}
+    assert "--timestamp-format" in plain.errors["detail"][0]
+
+    summary = import_messages(
+        path,
+        database_url=database_url,
+        options=ImportOptions(timestamp_format="%m/%d/%Y %H:%M", timezone="America/New_York"),
+    )
+    assert (summary.imported, summary.reasons) == (2, {"invalid-timestamp": 1})
+    assert [t.strftime("%m-%d %H:%M") for t in stored_instants(engine)] == [
+        "06-01 14:15",
+        "06-01 14:17",
+    ]
+
+
 def test_text_is_kept_byte_for_byte(database_url, engine, channel, write_csv):
     body = '  "quoted", commas,\nnew line 🎉 and trailing space '
     escaped = body.replace('"', '""')
