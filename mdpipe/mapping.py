@@ -248,8 +248,11 @@ class ColumnMapping:
 
 
 def describe_header(headers: Sequence[str], index: int) -> str:
-    """A header's name, or its position when it has none."""
-    return headers[index] or f"(column {index + 1})"
+    """A header's name, with its position when it has no name or another column has the same."""
+    name = headers[index]
+    if not name:
+        return f"(column {index + 1})"
+    return f"{name} (column {index + 1})" if headers.count(name) > 1 else name
 
 
 def match_columns(

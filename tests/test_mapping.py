@@ -30,6 +30,14 @@ def test_exact_names_map_ignoring_case_spaces_and_punctuation():
     assert ignored == ["Notes"]
 
 
+def test_a_repeated_or_empty_header_is_named_with_its_position():
+    """Two columns called Email: the first maps, the report says which one was left out."""
+    headers = ["Email", "Phone", "Email", ""]
+    mapping = match_columns(headers, fields=CONTACT_FIELDS)
+    assert mapping.fields == {"email": 0, "phone": 1}
+    assert mapping.ignored == ("Email (column 3)", "(column 4)")
+
+
 @pytest.mark.parametrize(
     ("header", "field"),
     [
