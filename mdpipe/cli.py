@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from sqlalchemy.exc import DBAPIError
 
 from mdpipe.config import DEFAULT_WORKSPACE
@@ -232,6 +233,15 @@ def _print_summary(summary: RunSummary, args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_json()))
     else:
         print(summary_table(summary))
+        _print_errors(summary.errors, limit=ERRORS_SHOWN_AFTER_IMPORT)
+        hidden = summary.errors.height - ERRORS_SHOWN_AFTER_IMPORT
+        if hidden > 0:
+            where = (
+                f"mdpipe runs show {summary.run_id}"
+                if summary.run_id is not None
+                else "--errors-out F.csv lists them all"
+            )
+            print(f"... and {hidden:,} more: {where}")
         if args.errors_out:
             print(f"failed and skipped rows written to {args.errors_out}")
     return 0
@@ -328,15 +338,23 @@ def _show_run(args: argparse.Namespace) -> int:
         print(f"  {reason:<30} {count}")
     if run["error"]:
         print(f"{'error':<12} {run['error']}")
-    if errors.height:
-        print("\nrow\tcolumn\treason\tvalue\tdetail")
-        for row in errors.iter_rows():
-            print(
-                "\t".join(
-                    "" if v is None else str(v) for v in (row[0], row[1], row[3], row[2], row[4])
-                )
-            )
+    _print_errors(errors)
     return 0
+
+
+ERRORS_SHOWN_AFTER_IMPORT = 10
+
+
+def _print_errors(errors: pl.DataFrame, *, limit: int | None = None) -> None:
+    """Row errors as tab-separated lines (row, column, reason, value, detail), the first `limit`."""
+    if not errors.height:
+        return
+    print("\nrow\tcolumn\treason\tvalue\tdetail")
+    for row in (
+        errors.sort("row", maintain_order=True).head(limit or errors.height).iter_rows(named=True)
+    ):
+        cells = (row[c] for c in ("row", "column", "reason", "value", "detail"))
+        print("\t".join("" if v is None else str(v) for v in cells))
 
 
 def _upgrade(args: argparse.Namespace) -> int:

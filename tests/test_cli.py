@@ -43,6 +43,24 @@ def test_a_run_with_failed_rows_still_exits_zero_and_prints_a_table(
     assert "failed" in out and "invalid-email" in out
 
 
+def test_the_summary_names_the_first_failed_rows_and_where_the_rest_are(
+    capsys, database_url, write_csv
+):
+    bad = "".join(f"bad{i},\n" for i in range(12))  # rows 2-13
+    path = write_csv(f"Email,Phone\n{bad}ok@example.com,+15551234567\n,+1\n")
+    status, out, _ = run(capsys, "import", "contacts", str(path), "--database-url", database_url)
+    assert status == 0
+    lines = out.splitlines()
+    shown = lines[lines.index("row\tcolumn\treason\tvalue\tdetail") + 1 :]
+    assert [line.split("\t")[:4] for line in shown[:2]] == [
+        ["2", "Email", "invalid-email", "bad0"],
+        ["3", "Email", "invalid-email", "bad1"],
+    ]
+    runs_listed = run(capsys, "runs", "list", "--database-url", database_url)[1]
+    run_id = int(runs_listed.splitlines()[1].split("\t")[0])
+    assert shown[10:] == [f"... and 3 more: mdpipe runs show {run_id}"]
+
+
 def test_a_refused_file_is_one_line_on_stderr_without_traceback(capsys, database_url, write_csv):
     path = write_csv(b"email\n\xff\xfe\n")
     status, out, err = run(capsys, "import", "contacts", str(path), "--database-url", database_url)
