@@ -110,7 +110,18 @@ class Prepared:
     workspace_id: int | None
     mapping: ColumnMapping
     headers: dict[str, str]
-    fields: pl.DataFrame
+    field_names: tuple[str, ...]
+    untrimmed: tuple[str, ...] = ()
+
+    def fields(self) -> pl.DataFrame:
+        """`row` plus one text column per field, of the rows of the header's width.
+
+        Made on demand, for validation only, so the frame is freed once the rows are checked."""
+        source = self.source
+        if source.errors.height:  # their cells are not where the header says
+            cells = source.cells.join(source.errors.select(ROW), on=ROW, how="anti")
+            source = Source(**{**source.__dict__, "cells": cells})
+        return prepare_fields(source, self.mapping, self.field_names, untrimmed=self.untrimmed)
 
 
 @dataclass(frozen=True)
@@ -165,26 +176,7 @@ def import_contacts(
             'map one with --map "CSV header=email" or --map "CSV header=phone"'
         )
         raise MappingError(msg)
-    with timer.stage("validate") as noted:
-        valid = validate_contacts(
-            prepared.fields,
-            properties=properties,
-            headers=prepared.headers,
-            default_region=options.default_region,
-        )
-        noted.update(valid=valid.rows.height, failed=valid.errors["row"].n_unique())
-    with timer.stage("dedupe") as noted, transaction(prepared.engine) as conn:
-        existing = existing_contact_keys(conn, prepared.workspace_id, valid.rows)
-        plan = plan_contacts(
-            valid.rows, existing, on_duplicate=options.on_duplicate, headers=prepared.headers
-        )
-        noted.update(existing=existing.height, new=plan.new.height, updates=plan.updates.height)
-    work = Work(
-        # updates first: one may free a phone or email that a new row of the file takes
-        frames=[("updated", plan.updates), ("imported", plan.new)],
-        errors=concat_errors([valid.errors, plan.errors]),
-        extra={"normalised_phones": valid.normalised_phones},
-    )
+    work = _contacts_work(prepared, properties=properties, options=options, timer=timer)
 
     def load(conn: Connection, workspace_id: int, run_id: int, batch: pl.DataFrame) -> BatchResult:
         if "contact_id" in batch.columns:
@@ -206,6 +198,32 @@ def import_contacts(
         options=options,
         timer=timer,
         progress=progress,
+    )
+
+
+def _contacts_work(
+    prepared: Prepared, *, properties: Mapping[str, str], options: ImportOptions, timer: StageTimer
+) -> Work:
+    """Validate and plan the contacts; the intermediate frames are freed on return."""
+    with timer.stage("validate") as noted:
+        valid = validate_contacts(
+            prepared.fields(),
+            properties=properties,
+            headers=prepared.headers,
+            default_region=options.default_region,
+        )
+        noted.update(valid=valid.rows.height, failed=valid.errors["row"].n_unique())
+    with timer.stage("dedupe") as noted, transaction(prepared.engine) as conn:
+        existing = existing_contact_keys(conn, prepared.workspace_id, valid.rows)
+        plan = plan_contacts(
+            valid.rows, existing, on_duplicate=options.on_duplicate, headers=prepared.headers
+        )
+        noted.update(existing=existing.height, new=plan.new.height, updates=plan.updates.height)
+    return Work(
+        # updates first: one may free a phone or email that a new row of the file takes
+        frames=[("updated", plan.updates), ("imported", plan.new)],
+        errors=concat_errors([valid.errors, plan.errors]),
+        extra={"normalised_phones": valid.normalised_phones},
     )
 
 
@@ -238,9 +256,35 @@ def import_messages(
         channels = list_channels(conn, prepared.workspace_id)
     if options.channel:
         check_default_channel(options.channel, channels)
+    work = _messages_work(prepared, channels=channels, options=options, timer=timer)
+    new = work.frames[0][1]
+    conversations: list[pl.DataFrame] = []
+
+    def load(conn: Connection, workspace_id: int, run_id: int, batch: pl.DataFrame) -> BatchResult:
+        created = 0
+        if not conversations:  # all of the file's conversations at once, in the first batch
+            found, created = ensure_conversations(
+                conn, new, workspace_id=workspace_id, run_id=run_id
+            )
+            conversations.append(found)
+        refused = insert_messages(
+            conn, batch, conversations=conversations[0], workspace_id=workspace_id, run_id=run_id
+        )
+        return BatchResult(refused, {"conversations_created": created})
+
+    return _execute(
+        "messages", prepared, work, load=load, options=options, timer=timer, progress=progress
+    )
+
+
+def _messages_work(
+    prepared: Prepared, *, channels: pl.DataFrame, options: ImportOptions, timer: StageTimer
+) -> Work:
+    """Validate the messages and drop the file's repeats; the intermediate frames are freed
+    on return."""
     with timer.stage("validate") as noted:
         valid = validate_messages(
-            prepared.fields,
+            prepared.fields(),
             mapped=prepared.mapping.fields,
             channels=channels,
             headers=prepared.headers,
@@ -253,28 +297,10 @@ def import_messages(
     with timer.stage("dedupe") as noted:
         plan = plan_messages(valid.rows, headers=prepared.headers)
         noted.update(new=plan.new.height, repeated=plan.errors.height)
-    work = Work(
+    return Work(
         frames=[("imported", plan.new)],
         errors=concat_errors([valid.errors, plan.errors]),
         extra={"dropped_attachments": valid.dropped_attachments, "conversations_created": 0},
-    )
-
-    conversations: list[pl.DataFrame] = []
-
-    def load(conn: Connection, workspace_id: int, run_id: int, batch: pl.DataFrame) -> BatchResult:
-        created = 0
-        if not conversations:  # all of the file's conversations at once, in the first batch
-            found, created = ensure_conversations(
-                conn, plan.new, workspace_id=workspace_id, run_id=run_id
-            )
-            conversations.append(found)
-        refused = insert_messages(
-            conn, batch, conversations=conversations[0], workspace_id=workspace_id, run_id=run_id
-        )
-        return BatchResult(refused, {"conversations_created": created})
-
-    return _execute(
-        "messages", prepared, work, load=load, options=options, timer=timer, progress=progress
     )
 
 
@@ -299,20 +325,8 @@ def _prepare(
     with timer.stage("map") as noted:
         mapping = match_columns(source.headers, fields=fields, overrides=options.column_overrides())
         headers = {f: describe_header(source.headers, i) for f, i in mapping.fields.items()}
-        # rows of the wrong width are failed already; their cells are not where the header says
-        cells = (
-            source.cells.join(source.errors.select(ROW), on=ROW, how="anti")
-            if source.errors.height
-            else source.cells  # no copy of the whole file in the usual case
-        )
-        frame = prepare_fields(
-            Source(**{**source.__dict__, "cells": cells}),
-            mapping,
-            list(fields),
-            untrimmed=untrimmed,
-        )
         noted.update(mapped=len(mapping.fields), ignored=len(mapping.ignored))
-    return Prepared(source, engine, workspace_id, mapping, headers, frame)
+    return Prepared(source, engine, workspace_id, mapping, headers, tuple(fields), untrimmed)
 
 
 class _Scope:
