@@ -69,6 +69,21 @@ def test_a_refused_file_is_one_line_on_stderr_without_traceback(capsys, database
     assert err.count("\n") == 1 and err.startswith("mdpipe: error:") and "UTF-8" in err
 
 
+def test_a_reader_that_stops_reading_gets_no_traceback(tmp_path):
+    """`mdpipe ... | head -1`: the import completes and nothing is printed on stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mdpipe.cli", "import", "contacts", "examples/contacts.csv"],
+        cwd=ROOT,
+        env={**os.environ, "MDPIPE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the command has printed anything
+    err = process.stderr.read().decode()
+    assert (process.wait(timeout=120), err) == (0, "")
+
+
 def test_an_unreachable_database_exits_non_zero_with_one_line(capsys, write_csv):
     path = write_csv("Email\na@example.com\n")
     url = "postgresql+psycopg://postgres:secret@127.0.0.1:1/none"
