@@ -25,6 +25,8 @@ from mdpipe.source import ROW, Source, cell_column
 
 E164 = re.compile(r"^\+\d{2,15}$")
 PHONE_PUNCTUATION = r"[\s\-.()\u00a0]+"
+# what a spreadsheet writes for a long number in a General cell (1.55512E+10), dot removed
+SCIENTIFIC_NOTATION = re.compile(r"\d+E\+?\d+", re.IGNORECASE)
 PROBLEM = "__problem"
 
 Verdict = tuple[str | None, str | None]  # (normalised value, problem)
@@ -114,6 +116,11 @@ def phone_verdict(default_region: str | None) -> Callable[[str], Verdict]:
             if not E164.match(number):
                 return None, "not E.164: expected + then 2 to 15 digits"
             region = None
+        elif SCIENTIFIC_NOTATION.fullmatch(number):
+            return None, (
+                "a spreadsheet wrote this number in scientific notation and dropped digits; "
+                "format the column as text and export the file again"
+            )
         elif not number.isdigit():
             return None, "not a phone number: expected + then 2 to 15 digits"
         elif not default_region:

@@ -42,9 +42,14 @@ def test_default_region_reads_national_numbers():
 
 
 def test_phone_problems_say_why():
-    result = normalise_phones(pl.Series(["5551234567", "+1234"]), default_region=None)
-    assert "--default-region" in result["problem"][0]
+    result = normalise_phones(
+        pl.Series(["5551234567", "+1234", "1.55512E+10", "4.15555e11"]), default_region="US"
+    )
+    assert result["normalised"].to_list() == ["+15551234567", None, None, None]
     assert "possible" in result["problem"][1]
+    assert all("scientific notation" in problem for problem in result["problem"][2:])
+    unregioned = normalise_phones(pl.Series(["5551234567"]), default_region=None)
+    assert "--default-region" in unregioned["problem"][0]
 
 
 def test_emails_are_normalised_and_checked_without_network():
