@@ -22,7 +22,7 @@ DIRECTIONS = {
 }
 DETAILS = {
     Reason.INVALID_TIMESTAMP: "expected ISO 8601 (2025-06-01T10:15:00Z), RFC 2822 or Unix epoch "
-    "seconds; for another format (6/1/2025 10:15) pass --timestamp-format",
+    "seconds or milliseconds; for another format (6/1/2025 10:15) pass --timestamp-format",
     Reason.INVALID_DIRECTION: "expected inbound or outbound",
     Reason.INTERNAL_COMMENT_NOT_SUPPORTED: "internal comments are not imported",
     Reason.INVALID_PHONE: "not a valid E.164 phone number",
@@ -97,10 +97,15 @@ def _in_format(cell: pl.Expr, fmt: str, timezone: str) -> pl.Expr:
 
 def parse_timestamps(cell: pl.Expr, timezone: str, fmt: str | None = None) -> pl.Expr:
     """The instant (UTC) of ISO 8601 cells (with or without offset), RFC 2822 or Unix epoch
-    seconds, or, first, of cells in the strftime format `fmt`."""
+    seconds or milliseconds, or, first, of cells in the strftime format `fmt`."""
     iso = cell.str.replace(" ", "T", literal=True, n=1).str.replace(r"(?i)Z$", "+00:00")
-    epoch = pl.when(cell.str.contains(r"^\d{1,11}(\.\d{1,6})?$")).then(
-        (cell.cast(pl.Float64, strict=False) * 1_000_000).round(0).cast(pl.Int64)
+    # seconds; 12-13 digits are milliseconds (as phones' backups write them): as seconds they
+    # would be past the year 5000
+    epoch = (
+        pl.when(cell.str.contains(r"^\d{1,11}(\.\d{1,6})?$"))
+        .then((cell.cast(pl.Float64, strict=False) * 1_000_000).round(0).cast(pl.Int64))
+        .when(cell.str.contains(r"^\d{12,13}$"))
+        .then(cell.cast(pl.Int64, strict=False) * 1_000)
     )
     naive = pl.coalesce(
         iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),

@@ -159,18 +159,20 @@ def test_timestamps_are_stored_as_instants(database_url, engine, channel, write_
             "2025-06-01T12:17:00+02:00,out,+14155550132,c,Main line",
             "1748773080,out,+14155550132,d,Main line",
             '"Sun, 01 Jun 2025 10:19:00 +0000",out,+14155550132,e,Main line',
+            "1748773200123,out,+14155550132,f (epoch milliseconds),Main line",
         )
     )
     summary = import_messages(
         path, database_url=database_url, options=ImportOptions(timezone="Europe/Paris")
     )
-    assert summary.imported == 5, summary.reasons
-    assert [t.strftime("%H:%M") for t in stored_instants(engine)] == [
-        "10:15",
-        "10:16",
-        "10:17",
-        "10:18",
-        "10:19",
+    assert summary.imported == 6, summary.reasons
+    assert [t.strftime("%H:%M:%S.%f") for t in stored_instants(engine)] == [
+        "10:15:00.000000",
+        "10:16:00.000000",
+        "10:17:00.000000",
+        "10:18:00.000000",
+        "10:19:00.000000",
+        "10:20:00.123000",
     ]
 
 
