@@ -82,7 +82,7 @@ TimestampFormat = Annotated[
     Field(
         pattern="%",
         description="strftime format of the timestamps, e.g. %m/%d/%Y %H:%M (tried before "
-        "ISO 8601, RFC 2822 and Unix epoch seconds, which are read by default).",
+        "ISO 8601, RFC 2822 and Unix epoch seconds or milliseconds, which are read by default).",
     ),
 ]
 Timezone = Annotated[
