@@ -47,7 +47,7 @@ from mdpipe.messages import (
 )
 from mdpipe.report import RunSummary, summarise_run, write_errors_csv
 from mdpipe.source import ROW, Source, local_copy, read_source
-from mdpipe.validate import prepare_fields
+from mdpipe.validate import check_region, prepare_fields
 from mdpipe.workspace import ensure_workspace, find_workspace, list_channels, list_properties
 
 logger = logging.getLogger("mdpipe")
@@ -313,6 +313,7 @@ def _prepare(
     fields_for: Callable[[Connection, int | None], Mapping[str, tuple[str, ...]]],
     untrimmed: tuple[str, ...] = (),
 ) -> Prepared:
+    check_region(options.default_region)
     with timer.stage("read") as noted:
         limits = Limits.resolve(max_rows=options.max_rows, max_bytes=options.max_bytes)
         with local_copy(path, limits=limits) as local:

@@ -19,7 +19,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 from phonenumbers import PhoneMetadata
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
-from mdpipe.errors import ERROR_SCHEMA, Reason, empty_errors
+from mdpipe.errors import ERROR_SCHEMA, Reason, SetupError, empty_errors
 from mdpipe.mapping import ColumnMapping
 from mdpipe.source import ROW, Source, cell_column
 
@@ -106,6 +106,19 @@ def _verdicts(values: list[str], verdicts: list[Verdict]) -> pl.DataFrame:
         },
         schema={"value": pl.String, "normalised": pl.String, "problem": pl.String},
     )
+
+
+def check_region(region: str | None) -> str | None:
+    """The region code, upper-cased, or SetupError when phonenumbers does not know it."""
+    if region is None:
+        return None
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        msg = (
+            f"--default-region {region!r}: not a region phonenumbers knows; "
+            "use a two-letter country code such as US, GB or DE"
+        )
+        raise SetupError(msg)
+    return region.upper()
 
 
 def phone_verdict(default_region: str | None) -> Callable[[str], Verdict]:

@@ -84,6 +84,16 @@ def test_a_reader_that_stops_reading_gets_no_traceback(tmp_path):
     assert (process.wait(timeout=120), err) == (0, "")
 
 
+def test_an_unknown_default_region_refuses_the_import(capsys, database_url, write_csv):
+    path = write_csv("Phone\n4155550132\n")
+    argv = ["import", "contacts", str(path), "--database-url", database_url]
+    status, out, err = run(capsys, *argv, "--default-region", "ZZ")
+    assert (status, out, err.count("\n")) == (EXIT_REFUSED, "", 1)
+    assert "--default-region 'ZZ'" in err
+    status, out, _ = run(capsys, *argv, "--default-region", "us", "--json")
+    assert (status, json.loads(out)["imported"]) == (0, 1)
+
+
 def test_an_unreachable_database_exits_non_zero_with_one_line(capsys, write_csv):
     path = write_csv("Email\na@example.com\n")
     url = "postgresql+psycopg://postgres:secret@127.0.0.1:1/none"

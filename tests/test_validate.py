@@ -6,7 +6,14 @@ import pandera.polars as pa
 import polars as pl
 import pytest
 
-from mdpipe.validate import check_distinct, normalise_emails, normalise_phones, typed_property
+from mdpipe.errors import SetupError
+from mdpipe.validate import (
+    check_distinct,
+    check_region,
+    normalise_emails,
+    normalise_phones,
+    typed_property,
+)
 from schemas.contacts import contact_schema
 
 
@@ -159,3 +166,11 @@ def test_the_schema_catches_bad_values_on_a_collected_frame():
         schema.validate(frame, lazy=True)
     checks = set(caught.value.failure_cases["check"].to_list())
     assert checks == {"invalid-email", "type-mismatch", "missing-contact-method"}
+
+
+def test_an_unknown_default_region_is_refused_before_any_row():
+    assert check_region("gb") == "GB"
+    assert check_region(None) is None
+    for unknown in ("ZZ", "usa", ""):
+        with pytest.raises(SetupError, match="--default-region"):
+            check_region(unknown)
