@@ -429,6 +429,10 @@ def _execute(
                 outcomes=outcomes.join(refused, on=ROW, how="anti"),
                 errors=errors,
                 ignored_columns=prepared.mapping.ignored,
+                mapped_columns={
+                    prepared.headers[name]: name
+                    for name, _ in sorted(prepared.mapping.fields.items(), key=lambda f: f[1])
+                },
                 run_id=None if options.dry_run else run_id,
                 dry_run=options.dry_run,
                 extra={**work.extra, **counters},

@@ -31,6 +31,8 @@ class RunSummary:
     failed: int
     reasons: dict[str, int]
     ignored_columns: list[str]
+    mapped_columns: dict[str, str] = field(default_factory=dict)
+    """CSV header -> field, as the mapping matched them (shown, not part of --json)."""
     normalised_phones: int = 0
     conversations_created: int = 0
     dropped_attachments: int = 0
@@ -76,6 +78,7 @@ def summarise_run(
     outcomes: pl.DataFrame,
     errors: pl.DataFrame,
     ignored_columns: Sequence[str],
+    mapped_columns: Mapping[str, str] | None = None,
     run_id: int | None,
     dry_run: bool,
     status: str = "completed",
@@ -117,6 +120,7 @@ def summarise_run(
         failed=failed,
         reasons=reasons,
         ignored_columns=list(ignored_columns),
+        mapped_columns=dict(mapped_columns or {}),
         dry_run=dry_run,
         timings={k: round(v, 3) for k, v in (timings or {}).items()},
         errors=errors,
@@ -187,6 +191,9 @@ def summary_markdown(summary: RunSummary, *, errors_hint: str | None = None) -> 
     if summary.reasons:
         lines += ["", "| reason | rows |", "|---|---:|"]
         lines += [f"| {reason} | {count} |" for reason, count in summary.reasons.items()]
+    if summary.mapped_columns:
+        lines += ["", "| CSV column | field |", "|---|---|"]
+        lines += [f"| {header} | {name} |" for header, name in summary.mapped_columns.items()]
     ignored = ", ".join(summary.ignored_columns) or "none"
     lines += ["", f"Ignored columns: {ignored}"]
     if summary.timings:
@@ -218,7 +225,10 @@ def summary_table(summary: RunSummary) -> str:
             ("attachments dropped", str(summary.dropped_attachments)),
         ]
     rows += [(f"  {reason}", str(count)) for reason, count in summary.reasons.items()]
-    rows += [("ignored columns", ", ".join(summary.ignored_columns) or "none")]
+    rows += [
+        ("mapped columns", ", ".join(f"{h} -> {f}" for h, f in summary.mapped_columns.items())),
+        ("ignored columns", ", ".join(summary.ignored_columns) or "none"),
+    ]
     width = max(len(k) for k, _ in rows)
     title = f"{summary.kind} import of {summary.file_name}" + (
         " (dry run)" if summary.dry_run else ""

@@ -9,6 +9,7 @@ import pytest
 
 from mdpipe.errors import FileRefused, MappingError
 from mdpipe.imports import ImportOptions, import_contacts
+from mdpipe.report import summary_markdown
 from mdpipe.workspace import add_property, export_contacts
 from tests.helpers import query, stored_errors
 
@@ -239,6 +240,14 @@ def test_crm_exports_import_with_auto_mapping_alone(database_url, engine):
     examples = Path(__file__).resolve().parent.parent / "examples"
     google = import_contacts(examples / "google_contacts.csv", database_url=database_url)
     assert (google.imported, google.failed) == (3, 0)
+    assert list(google.mapped_columns.items()) == [  # in the file's order, to review
+        ("First Name", "first_name"),
+        ("Last Name", "last_name"),
+        ("Organization Name", "company"),
+        ("E-mail 1 - Value", "email"),
+        ("Phone 1 - Value", "phone"),
+    ]
+    assert "| E-mail 1 - Value | email |" in summary_markdown(google)
     outlook = import_contacts(examples / "outlook_contacts.csv", database_url=database_url)
     assert (outlook.imported, outlook.failed) == (2, 0)
     assert query(engine, "SELECT phone, company FROM contacts WHERE last_name = 'Fischer'") == [
