@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import logging
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Annotated, Any, Literal, TypeVar, cast, get_type_hints
@@ -297,3 +299,16 @@ def local_run_arguments(kind: str, argv: list[str] | None = None) -> dict[str, A
         params["channel"] = args.channel
         params["timestamp_format"] = args.timestamp_format
     return params
+
+
+def run_locally(
+    kind: str, flow_fn: Callable[..., dict[str, Any]], argv: list[str] | None = None
+) -> int:
+    """`python -m flows.import_<kind> FILE ...`: run the flow, print its JSON summary; a refused
+    file, mapping or option ends in one line on stderr and exit status 1, as with `mdpipe`."""
+    try:
+        print(json.dumps(flow_fn(**local_run_arguments(kind, argv))))
+    except MdpipeError as exc:
+        print(f"import_{kind}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -5,7 +5,6 @@ Run it locally without deploying anything: `python -m flows.import_contacts FILE
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prefect import flow
@@ -24,8 +23,8 @@ from flows.common import (
     Workspace,
     close_import_runs,
     document_parameters,
-    local_run_arguments,
     run_flow,
+    run_locally,
 )
 
 
@@ -53,4 +52,4 @@ def import_contacts(
 
 
 if __name__ == "__main__":
-    print(json.dumps(import_contacts(**local_run_arguments("contacts"))))
+    raise SystemExit(run_locally("contacts", import_contacts))

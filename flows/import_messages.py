@@ -5,7 +5,6 @@ Run it locally without deploying anything: `python -m flows.import_messages FILE
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prefect import flow
@@ -26,8 +25,8 @@ from flows.common import (
     Workspace,
     close_import_runs,
     document_parameters,
-    local_run_arguments,
     run_flow,
+    run_locally,
 )
 
 
@@ -57,4 +56,4 @@ def import_messages(
 
 
 if __name__ == "__main__":
-    print(json.dumps(import_messages(**local_run_arguments("messages"))))
+    raise SystemExit(run_locally("messages", import_messages))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
@@ -289,3 +290,20 @@ def test_local_runs_take_the_commands_options():
         "Main line",
         "%d/%m/%Y %H:%M",
     )
+
+
+def test_a_local_run_prints_the_summary_or_one_line_for_a_refused_file(
+    prefect_server, database_url, write_csv, monkeypatch, capsys, tmp_path
+):
+    from flows.common import run_locally
+
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    path = write_csv("Email\na@example.com\n")
+    assert run_locally("contacts", import_contacts, [str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["imported"] == 1
+
+    missing = tmp_path / "missing.csv"
+    assert run_locally("contacts", import_contacts, [str(missing)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines()[-1] == f"import_contacts: error: {missing}: no such file"
