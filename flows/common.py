@@ -6,6 +6,7 @@ import argparse
 import inspect
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -306,6 +307,9 @@ def run_locally(
 ) -> int:
     """`python -m flows.import_<kind> FILE ...`: run the flow, print its JSON summary; a refused
     file, mapping or option ends in one line on stderr and exit status 1, as with `mdpipe`."""
+    # the temporary server's telemetry logs an error on a machine without internet access;
+    # an engineer's run sends none unless they set it
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         print(json.dumps(flow_fn(**local_run_arguments(kind, argv))))
     except MdpipeError as exc:
