@@ -29,7 +29,7 @@ from mdpipe.db.merge import (
 )
 from mdpipe.db.runs import finish_run, record_progress, start_run
 from mdpipe.dedupe import OnDuplicate, plan_contacts, plan_messages
-from mdpipe.errors import MappingError, Reason, concat_errors, errors_where
+from mdpipe.errors import MappingError, Reason, SetupError, concat_errors, errors_where
 from mdpipe.mapping import (
     CONTACT_FIELDS,
     MESSAGE_FIELDS,
@@ -254,6 +254,13 @@ def import_messages(
     check_message_mapping(prepared.mapping.fields, default_channel=options.channel)
     with transaction(prepared.engine) as conn:
         channels = list_channels(conn, prepared.workspace_id)
+    if not channels.height:  # every row would fail with unknown-channel
+        msg = (
+            f"workspace {options.workspace!r} has no channels, and messages are only imported "
+            "into existing ones: add the line(s) they were sent on first, with "
+            "`mdpipe channels add NAME --phone +E164`"
+        )
+        raise SetupError(msg)
     if options.channel:
         check_default_channel(options.channel, channels)
     work = _messages_work(prepared, channels=channels, options=options, timer=timer)

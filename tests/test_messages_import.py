@@ -265,6 +265,12 @@ def test_from_to_form_and_a_provider_export_map_automatically(database_url, engi
     assert rows[3][:2] == ("inbound", "+442079460958")
 
 
+def test_a_workspace_without_channels_refuses_the_file_before_writing(database_url, engine):
+    with pytest.raises(SetupError, match="no channels.*mdpipe channels add"):
+        import_messages(EXAMPLES / "messages.csv", database_url=database_url)
+    assert query(engine, "SELECT count(*) FROM import_runs") == [(0,)]
+
+
 def test_the_example_file_imports_after_adding_its_channel(database_url, engine, channel):
     summary = import_messages(EXAMPLES / "messages.csv", database_url=database_url)
     assert (summary.imported, summary.conversations_created) == (4, 2)
