@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -103,25 +103,21 @@ class StageTimer:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A file read and mapped: what every import knows before validating."""
+    """A file read and mapped: what every import knows before validating.
+
+    The file's cells stay in `source` only when the error CSV will need them; the fields
+    frame is handed over once (`take_fields`), so neither outlives validation otherwise."""
 
     source: Source
     engine: Engine
     workspace_id: int | None
     mapping: ColumnMapping
     headers: dict[str, str]
-    field_names: tuple[str, ...]
-    untrimmed: tuple[str, ...] = ()
+    _fields: list[pl.DataFrame]
 
-    def fields(self) -> pl.DataFrame:
-        """`row` plus one text column per field, of the rows of the header's width.
-
-        Made on demand, for validation only, so the frame is freed once the rows are checked."""
-        source = self.source
-        if source.errors.height:  # their cells are not where the header says
-            cells = source.cells.join(source.errors.select(ROW), on=ROW, how="anti")
-            source = Source(**{**source.__dict__, "cells": cells})
-        return prepare_fields(source, self.mapping, self.field_names, untrimmed=self.untrimmed)
+    def take_fields(self) -> pl.DataFrame:
+        """`row` plus one text column per field, of the rows of the header's width (once)."""
+        return self._fields.pop()
 
 
 @dataclass(frozen=True)
@@ -207,7 +203,7 @@ def _contacts_work(
     """Validate and plan the contacts; the intermediate frames are freed on return."""
     with timer.stage("validate") as noted:
         valid = validate_contacts(
-            prepared.fields(),
+            prepared.take_fields(),
             properties=properties,
             headers=prepared.headers,
             default_region=options.default_region,
@@ -291,7 +287,7 @@ def _messages_work(
     on return."""
     with timer.stage("validate") as noted:
         valid = validate_messages(
-            prepared.fields(),
+            prepared.take_fields(),
             mapped=prepared.mapping.fields,
             channels=channels,
             headers=prepared.headers,
@@ -333,8 +329,20 @@ def _prepare(
     with timer.stage("map") as noted:
         mapping = match_columns(source.headers, fields=fields, overrides=options.column_overrides())
         headers = {f: describe_header(source.headers, i) for f, i in mapping.fields.items()}
+        # rows of the wrong width are failed already; their cells are not where the header says
+        cells = (
+            source.cells.join(source.errors.select(ROW), on=ROW, how="anti")
+            if source.errors.height
+            else source.cells  # no copy of the whole file in the usual case
+        )
+        frame = prepare_fields(
+            replace(source, cells=cells), mapping, list(fields), untrimmed=untrimmed
+        )
+        del cells
+        if not options.errors_out:  # nothing else reads the cells: free them
+            source = replace(source, cells=source.cells.select(ROW))
         noted.update(mapped=len(mapping.fields), ignored=len(mapping.ignored))
-    return Prepared(source, engine, workspace_id, mapping, headers, tuple(fields), untrimmed)
+    return Prepared(source, engine, workspace_id, mapping, headers, [frame])
 
 
 class _Scope:

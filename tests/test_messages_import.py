@@ -266,7 +266,7 @@ def test_from_to_form_and_a_provider_export_map_automatically(database_url, engi
 
 
 def test_a_workspace_without_channels_refuses_the_file_before_writing(database_url, engine):
-    with pytest.raises(SetupError, match="no channels.*mdpipe channels add"):
+    with pytest.raises(SetupError, match=r"no channels.*mdpipe channels add"):
         import_messages(EXAMPLES / "messages.csv", database_url=database_url)
     assert query(engine, "SELECT count(*) FROM import_runs") == [(0,)]
 
