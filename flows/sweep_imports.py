@@ -12,7 +12,14 @@ from typing import Annotated, Any, Literal, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 from pydantic import Field
 
@@ -56,6 +63,31 @@ def list_new_files(
     )
 
 
+UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED]
+_PAGE = 200
+
+
+@task(name="list files in flight", retries=2, retry_delay_seconds=5)
+def files_in_flight(deployment: str, workspace: str) -> dict[str, str]:
+    """file -> flow run name, for the deployment's runs into `workspace` not finished yet
+    (queued by an earlier sweep, or still importing): a new sweep leaves those files alone."""
+    found: dict[str, str] = {}
+    with get_client(sync_client=True) as client:
+        deployment_id = client.read_deployment_by_name(deployment).id
+        unfinished = FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=UNFINISHED)),
+        )
+        offset = 0
+        while runs := client.read_flow_runs(flow_run_filter=unfinished, limit=_PAGE, offset=offset):
+            for run in runs:
+                parameters = run.parameters or {}
+                if parameters.get("workspace", "default") == workspace and "file" in parameters:
+                    found[str(parameters["file"])] = run.name
+            offset += len(runs)
+    return found
+
+
 @flow(name="sweep_imports")
 @document_parameters
 def sweep_imports(
@@ -66,11 +98,14 @@ def sweep_imports(
     options: Options = None,
     database_secret: DatabaseSecret = None,
 ) -> dict[str, Any]:
-    """Trigger one import run per new CSV file at `location`; skip files already imported."""
+    """Trigger one import run per new CSV file at `location`; skip files already imported
+    and files an unfinished run of the deployment is importing."""
     plan = list_new_files(location, kind, workspace, database_secret)
     target = deployment or f"import_{kind}/default"
+    in_flight = files_in_flight(target, workspace)
+    in_progress = {file: in_flight[file] for file in plan.pending if file in in_flight}
     triggered = []
-    for file in plan.pending:
+    for file in (f for f in plan.pending if f not in in_progress):
         parameters = {
             **(options or {}),
             "file": file,
@@ -85,10 +120,15 @@ def sweep_imports(
     lines = [
         f"# Sweep of {location} ({kind})",
         "",
-        f"{len(triggered)} file(s) triggered on `{target}`, {len(plan.done)} already imported.",
+        f"{len(triggered)} file(s) triggered on `{target}`, {len(plan.done)} already imported, "
+        f"{len(in_progress)} in progress.",
         "",
         *(f"- triggered `{t['file']}` as run {t['flow_run_name']}" for t in triggered),
         *(f"- skipped `{file}` (already imported)" for file in plan.done),
+        *(
+            f"- left `{file}` to run {name} (not finished yet)"
+            for file, name in in_progress.items()
+        ),
     ]
     create_markdown_artifact("\n".join(lines) + "\n", key=artifact_key(workspace, kind, "sweep"))
-    return {"triggered": triggered, "skipped": plan.done}
+    return {"triggered": triggered, "skipped": plan.done, "in_progress": list(in_progress)}

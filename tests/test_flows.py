@@ -307,3 +307,32 @@ def test_a_local_run_prints_the_summary_or_one_line_for_a_refused_file(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.splitlines()[-1] == f"import_contacts: error: {missing}: no such file"
+
+
+def test_a_sweep_leaves_alone_the_files_an_unfinished_run_is_importing(
+    prefect_server, database_url, monkeypatch, tmp_path
+):
+    """A sweep firing again before the runs of the last one finished triggers nothing twice."""
+    from flows.sweep_imports import sweep_imports
+
+    monkeypatch.setenv("MDPIPE_DATABASE_URL", database_url)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for n in range(2):
+        (inbox / f"batch{n}.csv").write_text(f"Email\nsweep{n}@example.com\n", encoding="utf-8")
+    name = f"sweep-{uuid.uuid4().hex[:8]}"
+    with get_client(sync_client=True) as client:
+        client.create_deployment(flow_id=client.create_flow_from_name("import_contacts"), name=name)
+    target = f"import_contacts/{name}"
+
+    first = sweep_imports(str(inbox), deployment=target)
+    assert [t["file"] for t in first["triggered"]] == [
+        str(inbox / f"batch{n}.csv") for n in range(2)
+    ]
+    # no worker serves this deployment: both runs stay scheduled
+    (inbox / "batch2.csv").write_text("Email\nsweep2@example.com\n", encoding="utf-8")
+    second = sweep_imports(str(inbox), deployment=target)
+    assert [t["file"] for t in second["triggered"]] == [str(inbox / "batch2.csv")]
+    assert second["in_progress"] == [str(inbox / f"batch{n}.csv") for n in range(2)]
+    other = sweep_imports(str(inbox), deployment=target, workspace="another")
+    assert len(other["triggered"]) == 3  # runs into another workspace are not these
