@@ -211,20 +211,20 @@ def summary_table(summary: RunSummary) -> str:
     rows = [
         ("run", str(summary.run_id) if summary.run_id is not None else "- (dry run)"),
         ("status", summary.status),
-        ("processed", str(summary.processed)),
-        ("imported", str(summary.imported)),
+        ("processed", f"{summary.processed:,}"),
+        ("imported", f"{summary.imported:,}"),
     ]
     if summary.kind == "contacts":
-        rows += [("updated", str(summary.updated))]
-    rows += [("skipped", str(summary.skipped)), ("failed", str(summary.failed))]
+        rows += [("updated", f"{summary.updated:,}")]
+    rows += [("skipped", f"{summary.skipped:,}"), ("failed", f"{summary.failed:,}")]
     if summary.kind == "contacts":
-        rows += [("phones normalised", str(summary.normalised_phones))]
+        rows += [("phones normalised", f"{summary.normalised_phones:,}")]
     else:
         rows += [
-            ("conversations created", str(summary.conversations_created)),
-            ("attachments dropped", str(summary.dropped_attachments)),
+            ("conversations created", f"{summary.conversations_created:,}"),
+            ("attachments dropped", f"{summary.dropped_attachments:,}"),
         ]
-    rows += [(f"  {reason}", str(count)) for reason, count in summary.reasons.items()]
+    rows += [(f"  {reason}", f"{count:,}") for reason, count in summary.reasons.items()]
     rows += [
         ("mapped columns", ", ".join(f"{h} -> {f}" for h, f in summary.mapped_columns.items())),
         ("ignored columns", ", ".join(summary.ignored_columns) or "none"),
