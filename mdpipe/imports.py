@@ -46,7 +46,7 @@ from mdpipe.messages import (
     validate_messages,
 )
 from mdpipe.report import RunSummary, summarise_run, write_errors_csv
-from mdpipe.source import ROW, Source, local_copy, read_source
+from mdpipe.source import ROW, Source, check_source, local_copy, read_cells
 from mdpipe.validate import check_region, prepare_fields
 from mdpipe.workspace import ensure_workspace, find_workspace, list_channels, list_properties
 
@@ -317,17 +317,21 @@ def _prepare(
     untrimmed: tuple[str, ...] = (),
 ) -> Prepared:
     check_region(options.default_region)
-    with timer.stage("read") as noted:
-        limits = Limits.resolve(max_rows=options.max_rows, max_bytes=options.max_bytes)
-        with local_copy(path, limits=limits) as local:
-            source = read_source(local, limits=limits)
+    overrides = options.column_overrides()
+    limits = Limits.resolve(max_rows=options.max_rows, max_bytes=options.max_bytes)
+    with timer.stage("read") as noted, local_copy(path, limits=limits) as local:
+        checked = check_source(local, limits=limits)  # a refused file touches no database
+        engine = connect_or_fail(database_url)
+        with transaction(engine) as conn:
+            workspace_id = find_workspace(conn, options.workspace)
+            fields = fields_for(conn, workspace_id)
+        mapping = match_columns(checked.headers, fields=fields, overrides=overrides)
+        # whole rows when the error CSV will show them; else only the mapped columns are parsed
+        source = read_cells(
+            checked, columns=None if options.errors_out else mapping.fields.values()
+        )
         noted.update(rows=source.rows_read, wrong_width=source.errors.height)
-    engine = connect_or_fail(database_url)
-    with transaction(engine) as conn:
-        workspace_id = find_workspace(conn, options.workspace)
-        fields = fields_for(conn, workspace_id)
     with timer.stage("map") as noted:
-        mapping = match_columns(source.headers, fields=fields, overrides=options.column_overrides())
         headers = {f: describe_header(source.headers, i) for f, i in mapping.fields.items()}
         # rows of the wrong width are failed already; their cells are not where the header says
         cells = (

@@ -18,7 +18,7 @@ import re
 import sys
 import tempfile
 from array import array
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +42,7 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 @dataclass(frozen=True)
 class Source:
-    """A CSV file read as text cells, one positional column per header column, plus `row`."""
+    """A CSV file read as text cells, one positional column per header column read, plus `row`."""
 
     path: Path
     headers: tuple[str, ...]
@@ -63,35 +63,65 @@ def cell_column(index: int) -> str:
     return f"c{index}"
 
 
-def read_source(path: str | Path, *, limits: Limits) -> Source:
+@dataclass(frozen=True)
+class CheckedFile:
+    """A CSV file that passed the file-level checks: its header and each record's cell count."""
+
+    path: Path
+    headers: tuple[str, ...]
+    separator: str
+    size_bytes: int
+    records: pl.DataFrame
+    """`row` and `cells_found` of every record after the header (0 for a blank line)."""
+
+
+def read_source(
+    path: str | Path, *, limits: Limits, columns: Collection[int] | None = None
+) -> Source:
     """The file's cells and its wrong-column-count errors; raises FileRefused for a bad file."""
+    return read_cells(check_source(path, limits=limits), columns=columns)
+
+
+def check_source(path: str | Path, *, limits: Limits) -> CheckedFile:
+    """The file's header and structure, or FileRefused (format, encoding, quoting, header,
+    size and row limits): one pass of the `csv` reader, no cell kept."""
     path = Path(path)
     size = _check_file(path, limits=limits)
     separator = detect_separator(path)
     headers, lengths = _scan_structure(path, separator)
-    records = len(lengths)
-    rows = pl.DataFrame(
+    records = pl.DataFrame(
         {
-            ROW: pl.int_range(FIRST_DATA_ROW, FIRST_DATA_ROW + records, dtype=pl.Int64, eager=True),
+            ROW: pl.int_range(
+                FIRST_DATA_ROW, FIRST_DATA_ROW + len(lengths), dtype=pl.Int64, eager=True
+            ),
             "cells_found": pl.Series(lengths, dtype=pl.Int64),
         }
     )
-    data_rows = rows.filter(pl.col("cells_found") > 0)
-    if data_rows.height == 0:
+    data_rows = records.filter(pl.col("cells_found") > 0).height
+    if data_rows == 0:
         msg = f"{path.name}: the file has a header row but no data rows"
         raise FileRefused(msg)
-    if limits.max_rows and data_rows.height > limits.max_rows:
+    if limits.max_rows and data_rows > limits.max_rows:
         msg = (
-            f"{path.name}: CSV file has too many rows: {data_rows.height:,} data rows "
+            f"{path.name}: CSV file has too many rows: {data_rows:,} data rows "
             f"(limit {limits.max_rows:,}). Split it into smaller files or raise the limit "
             "with --max-rows (0 = no limit)"
         )
         raise FileRefused(msg)
-    cells = _read_cells(path, separator, width=len(headers), records=records)
-    cells = pl.concat([cells, rows], how="horizontal")
-    if data_rows.height < records:  # blank lines are not records; no copy when there are none
+    return CheckedFile(path, headers, separator, size, records)
+
+
+def read_cells(checked: CheckedFile, *, columns: Collection[int] | None = None) -> Source:
+    """The checked file's cells, of the columns at positions `columns` (default: all; the
+    others are never parsed into memory), and its wrong-column-count errors."""
+    path, separator, width = checked.path, checked.separator, len(checked.headers)
+    # at least one column, so that the cells frame has a row per record
+    read = sorted(columns or [0]) if columns is not None else list(range(width))
+    records = checked.records
+    cells = _read_cells(path, separator, width=width, records=records.height, read=read)
+    cells = pl.concat([cells, records], how="horizontal")
+    if (records["cells_found"] == 0).any():  # blank lines are not records
         cells = cells.filter(pl.col("cells_found") > 0)
-    width = len(headers)
     errors = errors_where(
         cells,
         pl.col("cells_found") != width,
@@ -105,11 +135,11 @@ def read_source(path: str | Path, *, limits: Limits) -> Source:
     errors = _with_extra_cells(path, separator, errors, width=width)
     return Source(
         path=path,
-        headers=headers,
+        headers=checked.headers,
         cells=cells.drop("cells_found"),
         errors=errors,
         sha256=file_sha256(path),
-        size_bytes=size,
+        size_bytes=checked.size_bytes,
         separator=separator,
     )
 
@@ -247,11 +277,15 @@ def _describe_bad_quoting(path: Path, separator: str) -> str:
     return f"{path.name}: malformed CSV"  # pragma: no cover - the first pass found an error
 
 
-def _read_cells(path: Path, separator: str, *, width: int, records: int) -> pl.DataFrame:
+def _read_cells(
+    path: Path, separator: str, *, width: int, records: int, read: list[int]
+) -> pl.DataFrame:
+    """The cells of the columns at positions `read` (sorted), one frame row per record."""
     schema = {cell_column(i): pl.String() for i in range(width)}
     try:
         cells = pl.read_csv(
             path,
+            columns=read,
             has_header=False,
             separator=separator,
             skip_rows=1,
@@ -262,13 +296,15 @@ def _read_cells(path: Path, separator: str, *, width: int, records: int) -> pl.D
             raise_if_empty=False,
         )
     except pl.exceptions.PolarsError:
-        return _read_cells_with_csv_module(path, separator, width=width)
-    if cells.height != records:
-        return _read_cells_with_csv_module(path, separator, width=width)
+        return _read_cells_with_csv_module(path, separator, width=width, read=read)
+    if cells.height != records or cells.columns != [cell_column(i) for i in read]:
+        return _read_cells_with_csv_module(path, separator, width=width, read=read)
     return cells
 
 
-def _read_cells_with_csv_module(path: Path, separator: str, *, width: int) -> pl.DataFrame:
+def _read_cells_with_csv_module(
+    path: Path, separator: str, *, width: int, read: list[int]
+) -> pl.DataFrame:
     """The slower, exact parse: Python's csv reader, cut or padded to the header's width."""
     frames = []
     with _records(path, separator) as reader:
@@ -277,9 +313,7 @@ def _read_cells_with_csv_module(path: Path, separator: str, *, width: int) -> pl
             fitted = [row if len(row) == width else (row + [""] * width)[:width] for row in chunk]
             columns = list(zip(*fitted, strict=True))
             frames.append(
-                pl.DataFrame(
-                    {cell_column(i): pl.Series(columns[i], dtype=pl.String) for i in range(width)}
-                )
+                pl.DataFrame({cell_column(i): pl.Series(columns[i], dtype=pl.String) for i in read})
             )
     return pl.concat(frames)
 

@@ -69,6 +69,16 @@ def test_a_refused_file_is_one_line_on_stderr_without_traceback(capsys, database
     assert err.count("\n") == 1 and err.startswith("mdpipe: error:") and "UTF-8" in err
 
 
+def test_a_refused_file_does_not_touch_the_database(capsys, write_csv, tmp_path):
+    """Not even to create the embedded default's file: the file's checks come first."""
+    database = tmp_path / "never.db"
+    for content in (b"email\n\xff\xfe\n", b"email\n", b'email\n"open\n'):
+        path = write_csv(content)
+        argv = ["import", "contacts", str(path), "--database-url", f"sqlite:///{database}"]
+        assert run(capsys, *argv)[0] == EXIT_REFUSED
+    assert not database.exists()
+
+
 def test_a_reader_that_stops_reading_gets_no_traceback(tmp_path):
     """`mdpipe ... | head -1`: the import completes and nothing is printed on stderr."""
     process = subprocess.Popen(

@@ -6,7 +6,7 @@ import pytest
 
 from mdpipe.config import Limits
 from mdpipe.errors import FileRefused
-from mdpipe.source import read_source
+from mdpipe.source import check_source, read_cells, read_source
 
 LIMITS = Limits()
 
@@ -125,3 +125,19 @@ def test_limits_come_from_the_environment_when_not_given(monkeypatch):
     monkeypatch.setenv("MDPIPE_MAX_ROWS", "lots")
     with pytest.raises(ValueError, match="MDPIPE_MAX_ROWS"):
         Limits.resolve()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "a,b,c\n1,2,3\n4,5\n\n7,8,9\n",  # Polars parses it
+        "a,b,c\n5'11\",2,3\n4,5\n\n7,8,9\n",  # a stray quote: the csv module parses it
+    ],
+)
+def test_only_the_chosen_columns_are_parsed_and_rows_keep_their_numbers(write_csv, content):
+    checked = check_source(write_csv(content), limits=LIMITS)
+    source = read_cells(checked, columns=[2, 0])
+    assert source.cells.columns == ["c0", "c2", "row"]
+    assert source.cells["row"].to_list() == [2, 3, 5]
+    assert source.cells["c2"].to_list() == ["3", "", "9"]
+    assert errors_of(source) == [(3, "wrong-column-count")]
