@@ -240,11 +240,14 @@ def errors_hint(summary: RunSummary, *, errors_out: str | None) -> str:
     """Where the summary's reader finds every failed and skipped row."""
     if errors_out:
         where = f"The failed and skipped rows, ready to fix and re-upload: `{errors_out}` on the worker."
+    elif summary.run_id is None:
+        where = "Set `errors_out` to get the failed and skipped rows as a CSV."
     else:
-        # a later run of the same file would count this run's imports as duplicates
+        # not a re-run: it would count this run's imports as duplicates
         where = (
-            "Set `errors_out` when starting an import to get its failed and skipped rows "
-            "as a CSV to fix and re-upload."
+            "The failed and skipped rows as a CSV to fix and re-upload: "
+            f"`mdpipe runs errors {summary.run_id} FILE -o errors.csv`, FILE being the imported "
+            "file (or set `errors_out` when starting an import)."
         )
     if summary.run_id is None:
         return f"Dry run: nothing was written. {where}"

@@ -14,13 +14,14 @@ from typing import Any
 import polars as pl
 from sqlalchemy.exc import DBAPIError
 
-from mdpipe.config import DEFAULT_WORKSPACE
+from mdpipe.config import DEFAULT_WORKSPACE, Limits
 from mdpipe.db.engine import connect_or_fail, transaction, upgrade_schema
 from mdpipe.db.runs import RUN_COLUMNS, get_run, list_runs, run_errors
 from mdpipe.errors import DatabaseUnavailable, MdpipeError
 from mdpipe.imports import ImportOptions, import_contacts, import_messages
 from mdpipe.mapping import parse_map_options
-from mdpipe.report import RunSummary, summary_table
+from mdpipe.report import RunSummary, summary_table, write_errors_csv
+from mdpipe.source import local_copy, read_source
 from mdpipe.validate import PROPERTY_TYPES
 from mdpipe.workspace import (
     add_channel,
@@ -133,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", type=int)
     show.add_argument("--json", action="store_true", help="print the run as JSON")
     show.set_defaults(handler=_show_run)
+    errors_csv = runs.add_parser(
+        "errors",
+        parents=[common],
+        help="write a past run's failed and skipped rows as the error CSV, their cells taken "
+        "from the file it imported",
+    )
+    errors_csv.add_argument("run_id", type=int)
+    errors_csv.add_argument("file", help="the file the run imported (checked by its sha256)")
+    errors_csv.add_argument("-o", "--output", required=True, metavar="F.csv", help="CSV to write")
+    errors_csv.set_defaults(handler=_write_run_errors)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         dest="action", required=True
@@ -360,6 +371,27 @@ def _print_errors(errors: pl.DataFrame, *, limit: int | None = None) -> None:
     ):
         cells = (row[c] for c in ("row", "column", "reason", "value", "detail"))
         print("\t".join("" if v is None else str(v) for v in cells))
+
+
+def _write_run_errors(args: argparse.Namespace) -> int:
+    with transaction(connect_or_fail(args.database_url)) as conn:
+        run = get_run(conn, args.run_id)
+        if run is None:
+            _fail(f"no import run {args.run_id}")
+            return EXIT_REFUSED
+        errors = run_errors(conn, args.run_id)
+    unlimited = Limits(max_rows=0, max_bytes=0)
+    with local_copy(args.file, limits=unlimited) as local:
+        source = read_source(local, limits=unlimited)
+    if source.sha256 != run["file_sha256"]:
+        _fail(
+            f"{args.file} is not the file run {args.run_id} imported ({run['file_name']}): "
+            "its sha256 differs"
+        )
+        return EXIT_REFUSED
+    written = write_errors_csv(source, errors, args.output)
+    print(f"{written:,} failed and skipped rows of run {args.run_id} written to {args.output}")
+    return 0
 
 
 def _upgrade(args: argparse.Namespace) -> int:

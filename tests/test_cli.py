@@ -207,3 +207,22 @@ def test_messages_errors_csv_keeps_the_text_as_it_was(capsys, database_url, writ
         (row,) = list(csv.DictReader(handle))
     assert row["Text"] == ' two\nlines "quoted" '
     assert (row["row"], row["reason"]) == ("2", "invalid-timestamp")
+
+
+def test_a_past_runs_error_csv_is_written_from_the_file_it_imported(
+    capsys, database_url, write_csv, tmp_path
+):
+    """Forgot --errors-out? The run's errors and its file give the same CSV, without a re-run
+    (which would count this run's imports as duplicates)."""
+    path = write_csv('Name,Email,Phone\nAda,ada@example.com,\n"=1+1",bad,\nBo,ada@example.com,+1\n')
+    during = tmp_path / "during.csv"
+    db = ["--database-url", database_url]
+    run(capsys, "import", "contacts", str(path), "--errors-out", str(during), *db)
+    later = tmp_path / "later.csv"
+    status, out, _ = run(capsys, "runs", "errors", "1", str(path), "-o", str(later), *db)
+    assert (status, out) == (0, f"2 failed and skipped rows of run 1 written to {later}\n")
+    assert later.read_bytes() == during.read_bytes()
+
+    other = write_csv("Email\nsomeone@example.com\n", name="other.csv")
+    status, _, err = run(capsys, "runs", "errors", "1", str(other), "-o", str(later), *db)
+    assert status == EXIT_REFUSED and "not the file run 1 imported" in err

@@ -45,6 +45,7 @@ def test_contacts_flow_imports_and_publishes_artifacts(
     errors = artifacts("mdpipe-flow-test-contacts-errors")
     assert errors and "invalid-email" in str(errors[0].data)
     assert f"mdpipe runs show {result['run_id']}" in summary[0].data
+    assert f"mdpipe runs errors {result['run_id']} FILE -o errors.csv" in summary[0].data
 
 
 def test_the_summary_says_where_the_errors_csv_was_written(
