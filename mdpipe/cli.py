@@ -249,6 +249,8 @@ def _print_summary(summary: RunSummary, args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_json()))
     else:
         print(summary_table(summary))
+        if summary.dry_run:
+            _print_table(summary.preview, "the first rows as they would be stored:")
         _print_errors(summary.errors, limit=ERRORS_SHOWN_AFTER_IMPORT)
         hidden = summary.errors.height - ERRORS_SHOWN_AFTER_IMPORT
         if hidden > 0:
@@ -363,14 +365,26 @@ ERRORS_SHOWN_AFTER_IMPORT = 10
 
 def _print_errors(errors: pl.DataFrame, *, limit: int | None = None) -> None:
     """Row errors as tab-separated lines (row, column, reason, value, detail), the first `limit`."""
-    if not errors.height:
+    ordered = errors.sort("row", maintain_order=True)
+    _print_table(ordered.head(limit or errors.height).select(ERROR_COLUMNS))
+
+
+ERROR_COLUMNS = ["row", "column", "reason", "value", "detail"]
+
+
+def _print_table(frame: pl.DataFrame, title: str | None = None) -> None:
+    """A frame as tab-separated lines under its column names (tabs and newlines in cells
+    shown as \\t, \\n)."""
+    if not frame.height:
         return
-    print("\nrow\tcolumn\treason\tvalue\tdetail")
-    for row in (
-        errors.sort("row", maintain_order=True).head(limit or errors.height).iter_rows(named=True)
-    ):
-        cells = (row[c] for c in ("row", "column", "reason", "value", "detail"))
-        print("\t".join("" if v is None else str(v) for v in cells))
+    print(f"\n{title}" if title else "")
+    print("\t".join(frame.columns))
+    for row in frame.iter_rows():
+        print("\t".join("" if v is None else _one_line(str(v)) for v in row))
+
+
+def _one_line(cell: str) -> str:
+    return cell.replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _write_run_errors(args: argparse.Namespace) -> int:

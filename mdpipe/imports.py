@@ -127,6 +127,20 @@ class Work:
     frames: list[tuple[str, pl.DataFrame]]
     errors: pl.DataFrame
     extra: dict[str, int]
+    preview: pl.DataFrame
+    """The first rows to load, as they would be stored (`row`, `outcome`, fields)."""
+
+
+PREVIEW_ROWS = 5
+
+
+def preview_rows(frames: list[tuple[str, pl.DataFrame]], columns: list[pl.Expr]) -> pl.DataFrame:
+    """The first rows of the file among `frames`, with their outcome and `columns`."""
+    firsts = [
+        frame.bottom_k(PREVIEW_ROWS, by=ROW).select(ROW, pl.lit(outcome).alias("outcome"), *columns)
+        for outcome, frame in frames
+    ]
+    return pl.concat(firsts).sort(ROW).head(PREVIEW_ROWS)
 
 
 @dataclass(frozen=True)
@@ -215,11 +229,19 @@ def _contacts_work(
             valid.rows, existing, on_duplicate=options.on_duplicate, headers=prepared.headers
         )
         noted.update(existing=existing.height, new=plan.new.height, updates=plan.updates.height)
+    # updates first: one may free a phone or email that a new row of the file takes
+    frames = [("updated", plan.updates), ("imported", plan.new)]
     return Work(
-        # updates first: one may free a phone or email that a new row of the file takes
-        frames=[("updated", plan.updates), ("imported", plan.new)],
+        frames=frames,
         errors=concat_errors([valid.errors, plan.errors]),
         extra={"normalised_phones": valid.normalised_phones},
+        preview=preview_rows(
+            frames,
+            [
+                pl.col(c)
+                for c in ("first_name", "last_name", "email", "phone", "company", "properties")
+            ],
+        ),
     )
 
 
@@ -300,10 +322,21 @@ def _messages_work(
     with timer.stage("dedupe") as noted:
         plan = plan_messages(valid.rows, headers=prepared.headers)
         noted.update(new=plan.new.height, repeated=plan.errors.height)
+    channel_names = dict(zip(channels["id"], channels["name"], strict=True))
     return Work(
         frames=[("imported", plan.new)],
         errors=concat_errors([valid.errors, plan.errors]),
         extra={"dropped_attachments": valid.dropped_attachments, "conversations_created": 0},
+        preview=preview_rows(
+            [("imported", plan.new)],
+            [
+                pl.col("sent_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                pl.col("direction"),
+                pl.col("channel_id").replace_strict(channel_names, default=None).alias("channel"),
+                pl.col("participants_key").alias("participants"),
+                pl.col("text"),
+            ],
+        ),
     )
 
 
@@ -455,6 +488,7 @@ def _execute(
                 run_id=None if options.dry_run else run_id,
                 dry_run=options.dry_run,
                 extra={**work.extra, **counters},
+                preview=work.preview,
                 timings=timer.seconds,
             )
             with scope.batch() as conn:

@@ -39,6 +39,8 @@ class RunSummary:
     dry_run: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     errors: pl.DataFrame = field(default_factory=empty_errors, repr=False, compare=False)
+    preview: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
+    """The first rows to load, as they would be stored (shown by a dry run)."""
 
     def as_json(self) -> dict[str, Any]:
         """The `--json` object: the keys the kind promises, nothing else."""
@@ -84,6 +86,7 @@ def summarise_run(
     status: str = "completed",
     extra: Mapping[str, int] | None = None,
     timings: Mapping[str, float] | None = None,
+    preview: pl.DataFrame | None = None,
 ) -> RunSummary:
     """The summary from the frames: `outcomes` (row, outcome in imported/updated) and `errors`."""
     per_row = errors.group_by(ROW).agg((~pl.col("reason").is_in(_SKIP)).any().alias("failed"))
@@ -124,6 +127,7 @@ def summarise_run(
         dry_run=dry_run,
         timings={k: round(v, 3) for k, v in (timings or {}).items()},
         errors=errors,
+        preview=preview if preview is not None else pl.DataFrame(),
         **dict(extra or {}),
     )
 

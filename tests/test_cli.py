@@ -226,3 +226,23 @@ def test_a_past_runs_error_csv_is_written_from_the_file_it_imported(
     other = write_csv("Email\nsomeone@example.com\n", name="other.csv")
     status, _, err = run(capsys, "runs", "errors", "1", str(other), "-o", str(later), *db)
     assert status == EXIT_REFUSED and "not the file run 1 imported" in err
+
+
+def test_a_dry_run_prints_the_first_rows_as_they_would_be_stored(capsys, database_url):
+    example = str(ROOT / "examples" / "contacts.csv")
+    status, out, _ = run(
+        capsys, "import", "contacts", example, "--dry-run", "--database-url", database_url
+    )
+    assert status == 0
+    lines = out.splitlines()
+    start = lines.index("the first rows as they would be stored:")
+    assert lines[start + 1].split("\t") == [
+        "row", "outcome", "first_name", "last_name", "email", "phone", "company", "properties",
+    ]  # fmt: skip
+    assert lines[start + 2].split("\t") == [
+        "2", "imported", "Ada", "Lovelace", "ada@example.com", "+442079460958",
+        "Analytical Engines", "{}",
+    ]  # fmt: skip
+    # a real run shows no preview: the rows are stored
+    _, out, _ = run(capsys, "import", "contacts", example, "--database-url", database_url)
+    assert "as they would be stored" not in out

@@ -336,6 +336,37 @@ def test_dry_run_writes_nothing_but_counts_everything(database_url, engine, chan
     assert query(engine, "SELECT count(*) FROM import_runs") == [(0,)]
 
 
+def test_a_dry_run_previews_the_first_rows_as_they_would_be_stored(
+    database_url, channel, write_csv
+):
+    """The product's "preview parsed messages": times in UTC, directions, channel, parties."""
+    path = write_csv(
+        messages_csv(
+            "6/1/2025 10:15,received,+14155550132,hi,+15550100000",
+            "bad,out,+14155550132,x,Main line",
+            *(
+                f"6/2/2025 9:0{i},Sent,+1 415 555 0132;+442079460958,m{i},Main line"
+                for i in range(5)
+            ),
+        )
+    )
+    options = ImportOptions(
+        dry_run=True, timezone="America/New_York", timestamp_format="%m/%d/%Y %H:%M"
+    )
+    preview = import_messages(path, database_url=database_url, options=options).preview
+    assert preview.columns == [
+        "row", "outcome", "sent_at", "direction", "channel", "participants", "text",
+    ]  # fmt: skip
+    assert preview.rows()[:2] == [
+        (2, "imported", "2025-06-01T14:15:00Z", "inbound", "Main line", "+14155550132", "hi"),
+        (
+            4, "imported", "2025-06-02T13:00:00Z", "outbound", "Main line",
+            "+14155550132,+442079460958", "m0",
+        ),
+    ]  # fmt: skip
+    assert preview["row"].to_list() == [2, 4, 5, 6, 7]  # the first five, row 3 failed
+
+
 def test_mapping_and_timezone_errors_are_clear(database_url, channel, write_csv):
     with pytest.raises(MappingError, match="timestamp"):
         import_messages(
