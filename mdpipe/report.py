@@ -198,6 +198,13 @@ def summary_markdown(summary: RunSummary, *, errors_hint: str | None = None) -> 
     if summary.mapped_columns:
         lines += ["", "| CSV column | field |", "|---|---|"]
         lines += [f"| {header} | {name} |" for header, name in summary.mapped_columns.items()]
+    if summary.dry_run and summary.preview.height:
+        lines += [
+            "",
+            "The first rows as they would be stored:",
+            "",
+            *markdown_table(summary.preview),
+        ]
     ignored = ", ".join(summary.ignored_columns) or "none"
     lines += ["", f"Ignored columns: {ignored}"]
     if summary.timings:
@@ -208,6 +215,20 @@ def summary_markdown(summary: RunSummary, *, errors_hint: str | None = None) -> 
     if errors_hint:
         lines += ["", errors_hint]
     return "\n".join(lines) + "\n"
+
+
+def markdown_table(frame: pl.DataFrame) -> list[str]:
+    """The lines of a markdown table of `frame` (pipes and line breaks in cells escaped)."""
+
+    def cell(value: object) -> str:
+        text = "" if value is None else str(value)
+        return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+    return [
+        "| " + " | ".join(frame.columns) + " |",
+        "|" + "---|" * frame.width,
+        *("| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()),
+    ]
 
 
 def summary_table(summary: RunSummary) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from mdpipe.errors import MappingError, SetupError
 from mdpipe.imports import ImportOptions, import_contacts, import_messages
+from mdpipe.report import summary_markdown
 from mdpipe.workspace import add_channel
 from tests.helpers import query, stored_errors
 
@@ -353,7 +354,8 @@ def test_a_dry_run_previews_the_first_rows_as_they_would_be_stored(
     options = ImportOptions(
         dry_run=True, timezone="America/New_York", timestamp_format="%m/%d/%Y %H:%M"
     )
-    preview = import_messages(path, database_url=database_url, options=options).preview
+    summary = import_messages(path, database_url=database_url, options=options)
+    preview = summary.preview
     assert preview.columns == [
         "row", "outcome", "sent_at", "direction", "channel", "participants", "text",
     ]  # fmt: skip
@@ -365,6 +367,11 @@ def test_a_dry_run_previews_the_first_rows_as_they_would_be_stored(
         ),
     ]  # fmt: skip
     assert preview["row"].to_list() == [2, 4, 5, 6, 7]  # the first five, row 3 failed
+    # the Prefect summary artifact of a dry run shows them too
+    assert (
+        "| 2 | imported | 2025-06-01T14:15:00Z | inbound | Main line | +14155550132 | hi |"
+        in summary_markdown(summary)
+    )
 
 
 def test_mapping_and_timezone_errors_are_clear(database_url, channel, write_csv):
