@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from mdpipe.config import DEFAULT_WORKSPACE, Limits
 from mdpipe.db.engine import connect_or_fail, transaction, upgrade_schema
 from mdpipe.db.runs import RUN_COLUMNS, get_run, list_runs, run_errors
-from mdpipe.errors import DatabaseUnavailable, MdpipeError
+from mdpipe.errors import DatabaseUnavailable, MdpipeError, SetupError
 from mdpipe.imports import ImportOptions, import_contacts, import_messages
 from mdpipe.mapping import parse_map_options
 from mdpipe.report import RunSummary, summary_table, write_errors_csv
@@ -336,13 +336,18 @@ def _list_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_run(args: argparse.Namespace) -> int:
+def _run_and_errors(args: argparse.Namespace) -> tuple[dict[str, Any], pl.DataFrame]:
+    """The run record `args.run_id` and its row errors; SetupError when there is no such run."""
     with transaction(connect_or_fail(args.database_url)) as conn:
         run = get_run(conn, args.run_id)
         if run is None:
-            _fail(f"no import run {args.run_id}")
-            return EXIT_REFUSED
-        errors = run_errors(conn, args.run_id)
+            msg = f"no import run {args.run_id}"
+            raise SetupError(msg)
+        return run, run_errors(conn, args.run_id)
+
+
+def _show_run(args: argparse.Namespace) -> int:
+    run, errors = _run_and_errors(args)
     if args.json:
         print(json.dumps({**run, "errors": errors.to_dicts()}, default=str))
         return 0
@@ -388,12 +393,7 @@ def _one_line(cell: str) -> str:
 
 
 def _write_run_errors(args: argparse.Namespace) -> int:
-    with transaction(connect_or_fail(args.database_url)) as conn:
-        run = get_run(conn, args.run_id)
-        if run is None:
-            _fail(f"no import run {args.run_id}")
-            return EXIT_REFUSED
-        errors = run_errors(conn, args.run_id)
+    run, errors = _run_and_errors(args)
     unlimited = Limits(max_rows=0, max_bytes=0)
     with local_copy(args.file, limits=unlimited) as local:
         source = read_source(local, limits=unlimited)

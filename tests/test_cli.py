@@ -223,6 +223,9 @@ def test_a_past_runs_error_csv_is_written_from_the_file_it_imported(
     assert (status, out) == (0, f"2 failed and skipped rows of run 1 written to {later}\n")
     assert later.read_bytes() == during.read_bytes()
 
+    status, _, err = run(capsys, "runs", "errors", "99", str(path), "-o", str(later), *db)
+    assert (status, err) == (EXIT_REFUSED, "mdpipe: error: no import run 99\n")
+
     other = write_csv("Email\nsomeone@example.com\n", name="other.csv")
     status, _, err = run(capsys, "runs", "errors", "1", str(other), "-o", str(later), *db)
     assert status == EXIT_REFUSED and "not the file run 1 imported" in err
